@@ -1,0 +1,89 @@
+"""Avatar uploads: refuse before decoding, then re-encode so nothing but pixels is kept."""
+
+import io
+import uuid
+import warnings
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.utils.translation import gettext_lazy as _
+from PIL import Image, ImageOps
+
+# Magic numbers of the formats we accept; the client's content type and file name are ignored.
+_SIGNATURES = {
+    "JPEG": (b"\xff\xd8\xff",),
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+}
+
+AVATAR_TOO_LARGE = _("The image is larger than %(limit)s MB. Please choose a smaller file.")
+AVATAR_WRONG_TYPE = _("Choose a JPEG, PNG or WebP image.")
+AVATAR_TOO_MANY_PIXELS = _("The image is %(width)s × %(height)s pixels; the limit is %(limit)s megapixels.")
+AVATAR_UNREADABLE = _("The image could not be read. It may be damaged or incomplete.")
+AVATAR_EMPTY = _("The file is empty.")
+
+
+class AvatarError(Exception):
+    """Raised when an upload cannot be an avatar; its message may be shown to the customer."""
+
+    def __init__(self, message, params=None):
+        self.message = message % params if params else message
+        super().__init__(str(self.message))
+
+
+def _sniff_format(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    for fmt, signatures in _SIGNATURES.items():
+        if head.startswith(signatures):
+            return fmt
+    return None
+
+
+def avatar_inspect(upload) -> str:
+    """Check size, type and pixel count from the file's header only; return the format."""
+    if upload.size == 0:
+        raise AvatarError(AVATAR_EMPTY)
+    if upload.size > settings.AVATAR_MAX_BYTES:
+        raise AvatarError(AVATAR_TOO_LARGE, {"limit": settings.AVATAR_MAX_BYTES // (1024 * 1024)})
+    upload.seek(0)
+    fmt = _sniff_format(upload.read(16))
+    upload.seek(0)
+    if fmt is None:
+        raise AvatarError(AVATAR_WRONG_TYPE)
+    try:
+        # Image.open reads the header only; pixels are decoded by load(), after the checks.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(upload, formats=[fmt]) as image:
+                width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise AvatarError(AVATAR_TOO_MANY_PIXELS, _pixel_params(0, 0)) from None
+    except (OSError, SyntaxError, ValueError):
+        raise AvatarError(AVATAR_UNREADABLE) from None
+    finally:
+        upload.seek(0)
+    if width * height > settings.AVATAR_MAX_PIXELS or width == 0 or height == 0:
+        raise AvatarError(AVATAR_TOO_MANY_PIXELS, _pixel_params(width, height))
+    return fmt
+
+
+def _pixel_params(width, height):
+    return {"width": width or "?", "height": height or "?", "limit": round(settings.AVATAR_MAX_PIXELS / 1e6, 1)}
+
+
+def avatar_reencode(upload) -> ContentFile:
+    """Decode a checked upload and re-encode it as a square WebP without metadata."""
+    fmt = avatar_inspect(upload)
+    size = settings.AVATAR_SIZE
+    try:
+        with Image.open(upload, formats=[fmt]) as image:
+            image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            image = image.convert("RGBA" if image.mode in {"RGBA", "LA", "P", "PA"} else "RGB")
+            square = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise AvatarError(AVATAR_UNREADABLE) from None
+    out = io.BytesIO()
+    square.save(out, format="WEBP", quality=85, method=4)  # no exif= argument: metadata is dropped
+    return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.webp")

@@ -1,0 +1,14 @@
+from allauth.account.auth_backends import AuthenticationBackend
+
+from .models import User
+
+
+class PortalAuthenticationBackend(AuthenticationBackend):
+    """allauth's backend, loading the customer record with the user in one query per request."""
+
+    def get_user(self, user_id):
+        try:
+            user = User._default_manager.select_related("customer").get(pk=user_id)
+        except User.DoesNotExist:
+            return None
+        return user if self.user_can_authenticate(user) else None

@@ -1,0 +1,219 @@
+import re
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .avatars import AvatarError, avatar_inspect
+from .models import Customer, time_zone_choices
+from .social import NETWORKS, clean_username
+from .taxids import TAX_ID_TYPES, eu_vat_country, tax_id_compact, tax_id_is_valid
+
+# Error messages as constants, so tests compare the exact text.
+TAX_ID_VALUE_WITHOUT_TYPE = _("Choose the kind of tax ID.")
+TAX_ID_TYPE_WITHOUT_VALUE = _("Enter the tax ID, or set its kind to none.")
+TAX_ID_INVALID = _("This is not a valid %(type)s. Check it against your registration, e.g. %(example)s.")
+TAX_ID_NEEDS_COUNTRY = _("Choose the country of your address so the tax ID can be checked.")
+TAX_ID_WRONG_COUNTRY = _("A %(type)s cannot belong to an address in %(country)s.")
+TAX_ID_EU_PREFIX_MISMATCH = _("This VAT number is registered in %(vat_country)s, but your address is in %(country)s.")
+PHONE_INVALID = _("Enter a phone number of 6 to 15 digits; +, spaces, dots, hyphens and brackets are allowed.")
+CONTROL_CHARACTERS = _("Remove the control characters (such as NUL) from this field.")
+MARKUP_NOT_ALLOWED = _("Angle brackets < > are not allowed here.")
+WEBSITE_NOT_HTTPS = _("Enter an address that starts with https://")
+
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+_PHONE = re.compile(r"\+?[0-9 ().\-]{6,24}")
+
+
+def reject_control_characters(value: str) -> None:
+    """Refuse NUL and other control characters, and bidirectional overrides that disguise text."""
+    if value and _CONTROL.search(value):
+        raise forms.ValidationError(CONTROL_CHARACTERS, code="control_characters")
+
+
+def reject_markup(value: str) -> None:
+    if value and ("<" in value or ">" in value):
+        raise forms.ValidationError(MARKUP_NOT_ALLOWED, code="markup")
+
+
+class PortalFormMixin:
+    """Validators every customer-facing text field shares."""
+
+    plain_text_fields: tuple[str, ...] = ()
+
+    def _post_clean_text(self):
+        for name, field in self.fields.items():
+            if isinstance(field, forms.CharField):
+                field.validators = [*field.validators, reject_control_characters]
+                if name in self.plain_text_fields:
+                    field.validators.append(reject_markup)
+
+
+class ContactForm(PortalFormMixin, forms.ModelForm):
+    plain_text_fields = ("full_name", "address_line1", "address_line2", "city", "region", "postal_code", "phone",
+                         "tax_id_value")
+
+    class Meta:
+        model = Customer
+        fields = [
+            "full_name",
+            "phone",
+            "tax_id_type",
+            "tax_id_value",
+            "address_line1",
+            "address_line2",
+            "city",
+            "region",
+            "postal_code",
+            "country",
+        ]
+        widgets = {
+            "full_name": forms.TextInput(attrs={"autocomplete": "name"}),
+            "phone": forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+            "address_line1": forms.TextInput(attrs={"autocomplete": "address-line1"}),
+            "address_line2": forms.TextInput(attrs={"autocomplete": "address-line2"}),
+            "city": forms.TextInput(attrs={"autocomplete": "address-level2"}),
+            "region": forms.TextInput(attrs={"autocomplete": "address-level1"}),
+            "postal_code": forms.TextInput(attrs={"autocomplete": "postal-code"}),
+            "country": forms.Select(attrs={"autocomplete": "country"}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tax_id_type"].choices = [("", _("None"))] + [(t.code, t.label) for t in TAX_ID_TYPES.values()]
+        self.fields["tax_id_value"].help_text = _("Checked against the rules of your address's country.")
+        self._post_clean_text()
+
+    def clean_full_name(self):
+        return " ".join(self.cleaned_data["full_name"].split())
+
+    def clean_phone(self):
+        phone = self.cleaned_data["phone"].strip()
+        digits = re.sub(r"\D", "", phone)
+        if phone and (not _PHONE.fullmatch(phone) or not 6 <= len(digits) <= 15):
+            raise forms.ValidationError(PHONE_INVALID, code="invalid_phone")
+        return phone
+
+    def clean(self):
+        cleaned = super().clean()
+        type_code = cleaned.get("tax_id_type") or ""
+        value = (cleaned.get("tax_id_value") or "").strip()
+        country = cleaned.get("country") or ""
+        if "tax_id_type" in self.errors or "tax_id_value" in self.errors:
+            return cleaned
+        if value and not type_code:
+            self.add_error("tax_id_type", forms.ValidationError(TAX_ID_VALUE_WITHOUT_TYPE, code="required"))
+        elif type_code and not value:
+            self.add_error("tax_id_value", forms.ValidationError(TAX_ID_TYPE_WITHOUT_VALUE, code="required"))
+        elif type_code:
+            self._clean_tax_id(type_code, value, str(country))
+        return cleaned
+
+    def _clean_tax_id(self, type_code: str, value: str, country: str) -> None:
+        tax_type = TAX_ID_TYPES[type_code]
+        if not tax_id_is_valid(type_code=type_code, value=value):
+            self.add_error("tax_id_value", forms.ValidationError(
+                TAX_ID_INVALID, code="invalid_tax_id", params={"type": tax_type.label, "example": tax_type.example}))
+            return
+        compact = tax_id_compact(type_code=type_code, value=value)
+        if not country:
+            self.add_error("country", forms.ValidationError(TAX_ID_NEEDS_COUNTRY, code="required"))
+            return
+        country_name = dict(self.fields["country"].choices).get(country, country)
+        if country not in tax_type.countries:
+            self.add_error("tax_id_value", forms.ValidationError(
+                TAX_ID_WRONG_COUNTRY, code="tax_id_country", params={"type": tax_type.label, "country": country_name}))
+            return
+        if type_code == "eu_vat" and eu_vat_country(compact) != country:
+            vat_country = dict(self.fields["country"].choices).get(eu_vat_country(compact), compact[:2])
+            self.add_error("tax_id_value", forms.ValidationError(
+                TAX_ID_EU_PREFIX_MISMATCH, code="tax_id_country",
+                params={"vat_country": vat_country, "country": country_name}))
+            return
+        self.cleaned_data["tax_id_value"] = compact
+
+
+class ProfileForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
+
+    class Meta:
+        model = Customer
+        fields = ["time_zone", "notify_product_updates", "notify_marketing", "notify_community_digest"]
+        help_texts = {
+            "notify_product_updates": _("New lessons, features and changes to what you bought."),
+            "notify_marketing": _("Offers and news from us."),
+            "notify_community_digest": _("A weekly summary of the community."),
+        }
+
+
+class AvatarForm(forms.Form):
+    avatar = forms.FileField(
+        label=_("New avatar"),
+        help_text=_("JPEG, PNG or WebP, up to 2 MB. We crop it to a square and remove its metadata."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
+
+    def clean_avatar(self):
+        upload = self.cleaned_data["avatar"]
+        try:
+            avatar_inspect(upload)
+        except AvatarError as error:
+            raise forms.ValidationError(error.message, code="invalid_avatar") from None
+        return upload
+
+
+class SocialForm(PortalFormMixin, forms.ModelForm):
+    plain_text_fields = ("location", *(network.field for network in NETWORKS))
+
+    class Meta:
+        model = Customer
+        fields = [
+            "bio",
+            "location",
+            "x_username",
+            "instagram_username",
+            "linkedin_username",
+            "youtube_handle",
+            "tiktok_username",
+            "website_url",
+            "directory_opt_in",
+        ]
+        widgets = {"bio": forms.Textarea(attrs={"rows": 4, "maxlength": 500})}
+        help_texts = {
+            "bio": _("Up to 500 characters, shown as plain text."),
+            "website_url": _("Must start with https://"),
+            "directory_opt_in": _("Show my avatar, name, bio, location and links to other customers."),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["website_url"].assume_scheme = "https"
+        for network in NETWORKS:
+            # Allow a pasted profile URL or @handle; clean_username() reduces it to the username.
+            self.fields[network.field].max_length = 200
+            self.fields[network.field].validators = []
+            self.fields[network.field].widget.attrs.pop("maxlength", None)
+        self._post_clean_text()
+
+    def _clean_network(self, field):
+        return clean_username(field, self.cleaned_data[field])
+
+    def clean_x_username(self):
+        return self._clean_network("x_username")
+
+    def clean_instagram_username(self):
+        return self._clean_network("instagram_username")
+
+    def clean_linkedin_username(self):
+        return self._clean_network("linkedin_username")
+
+    def clean_youtube_handle(self):
+        return self._clean_network("youtube_handle")
+
+    def clean_tiktok_username(self):
+        return self._clean_network("tiktok_username")
+
+    def clean_website_url(self):
+        url = self.cleaned_data["website_url"]
+        if url and not url.startswith("https://"):
+            raise forms.ValidationError(WEBSITE_NOT_HTTPS, code="not_https")
+        return url

@@ -1,0 +1,21 @@
+"""Reads from accounts: each selector owns its query shape."""
+
+from django.db.models import QuerySet
+
+from .models import Customer
+from .social import social_links
+
+
+def directory_customers(*, query: str = "") -> QuerySet[Customer]:
+    """Customers who opted in to the directory, by name, optionally filtered by a name search."""
+    customers = Customer.objects.filter(directory_opt_in=True, user__is_active=True).only(
+        "full_name", "email", "avatar", "bio", "location", "x_username", "instagram_username",
+        "linkedin_username", "youtube_handle", "tiktok_username", "website_url",
+    )
+    if query:
+        customers = customers.filter(full_name__icontains=query)
+    return customers.order_by("full_name", "pk")
+
+
+def customer_social_links(*, customer: Customer) -> list[tuple[str, str]]:
+    return social_links(customer)

@@ -1,0 +1,105 @@
+"""Writes to accounts. Views and admin call these; nothing else saves a Customer."""
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from .avatars import avatar_reencode
+from .models import Customer, TaxIdStatus, User
+from .signals import CONTACT_FIELDS, contact_changed
+
+logger = logging.getLogger(__name__)
+
+PROFILE_FIELDS = ("time_zone", "notify_product_updates", "notify_marketing", "notify_community_digest")
+SOCIAL_FIELDS = (
+    "bio",
+    "location",
+    "x_username",
+    "instagram_username",
+    "linkedin_username",
+    "youtube_handle",
+    "tiktok_username",
+    "website_url",
+    "directory_opt_in",
+)
+
+
+def customer_get_or_create(*, user: User) -> Customer:
+    """Return the user's contact record, creating it from the user's email when missing."""
+    try:
+        return user.customer
+    except Customer.DoesNotExist:
+        customer, _ = Customer.objects.get_or_create(user=user, defaults={"email": user.email})
+        user.customer = customer
+        return customer
+
+
+def _apply(customer: Customer, data: dict, allowed: tuple[str, ...]) -> list[str]:
+    changed = []
+    for field in allowed:
+        if field in data and getattr(customer, field) != data[field]:
+            setattr(customer, field, data[field])
+            changed.append(field)
+    return changed
+
+
+@transaction.atomic
+def customer_update_contact(*, customer: Customer, data: dict, by: User | None) -> frozenset[str]:
+    """Save contact fields; send `contact_changed` with exactly the fields that changed."""
+    changed = _apply(customer, data, CONTACT_FIELDS)
+    if {"tax_id_type", "tax_id_value"} & set(changed):
+        customer.tax_id_status = TaxIdStatus.FORMAT_VALID if customer.tax_id_value else TaxIdStatus.NONE
+        changed.append("tax_id_status")
+    if not changed:
+        return frozenset()
+    customer.save(update_fields=[*changed, "updated_at"])
+    changed_fields = frozenset(changed) - {"tax_id_status"}
+    logger.info("customer %s contact changed: %s", customer.pk, ",".join(sorted(changed_fields)))
+    contact_changed.send(sender=Customer, customer=customer, changed_fields=changed_fields, by=by)
+    return changed_fields
+
+
+def customer_update_profile(*, customer: Customer, data: dict) -> list[str]:
+    changed = _apply(customer, data, PROFILE_FIELDS)
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+    return changed
+
+
+def customer_update_social(*, customer: Customer, data: dict) -> list[str]:
+    changed = _apply(customer, data, SOCIAL_FIELDS)
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+    return changed
+
+
+def customer_set_avatar(*, customer: Customer, upload) -> Customer:
+    """Re-encode the upload and make it the avatar; raises AvatarError for a bad image."""
+    content = avatar_reencode(upload)
+    old = customer.avatar.name
+    customer.avatar.save(content.name, content, save=False)
+    customer.save(update_fields=["avatar", "updated_at"])
+    if old:
+        transaction.on_commit(lambda: customer.avatar.storage.delete(old))
+    return customer
+
+
+def customer_remove_avatar(*, customer: Customer) -> Customer:
+    old = customer.avatar.name
+    if old:
+        customer.avatar = ""
+        customer.save(update_fields=["avatar", "updated_at"])
+        transaction.on_commit(lambda: customer.avatar.storage.delete(old))
+    return customer
+
+
+def customer_sync_email(*, user: User) -> frozenset[str]:
+    """Mirror the user's verified primary address onto the contact record."""
+    customer = customer_get_or_create(user=user)
+    return customer_update_contact(customer=customer, data={"email": user.email}, by=user)
+
+
+def customer_record_activity(*, user_id: int, at: datetime | None = None) -> None:
+    Customer.objects.filter(user_id=user_id).update(last_activity_at=at or timezone.now())

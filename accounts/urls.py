@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("settings/contact/", views.contact, name="contact"),
+    path("settings/profile/", views.profile, name="profile"),
+    path("settings/profile/avatar/", views.avatar_upload, name="avatar_upload"),
+    path("settings/profile/avatar/remove/", views.avatar_remove, name="avatar_remove"),
+    path("settings/social/", views.social, name="social"),
+    path("settings/password/", views.password, name="password"),
+    path("directory/", views.directory, name="directory"),
+]

@@ -1,0 +1,1 @@
+# SiteSettings arrives with the purchases and billing issues.
