@@ -8,11 +8,9 @@ from django.core.mail.backends.base import BaseEmailBackend
 class EmlFileBackend(BaseEmailBackend):
     """Write each message as its own .eml file, so a person can open it in a mail program."""
 
-    def __init__(self, *, file_path=None, fail_silently=False, **kwargs):
-        from django.conf import settings
-
+    def __init__(self, *, file_path, fail_silently=False, **kwargs):
         super().__init__(fail_silently=fail_silently, **kwargs)
-        self.file_path = file_path or settings.EMAIL_FILE_PATH
+        self.file_path = file_path
         os.makedirs(self.file_path, exist_ok=True)
 
     def send_messages(self, email_messages):

@@ -212,34 +212,33 @@ USERSESSIONS_TRACK_ACTIVITY = False
 # ---------------------------------------------------------------------------------------------
 
 
-def email_settings(url: str) -> dict:
-    """Turn EMAIL_URL (smtp://, smtps://, file://, console:, locmem:) into Django settings."""
+def mailer_from_url(url: str) -> dict:
+    """Turn EMAIL_URL (smtp://, smtps://, file://, console:, locmem:) into a MAILERS entry."""
     parts = urlsplit(url)
     if parts.scheme == "console":
-        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+        return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
     if parts.scheme == "locmem":
-        return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+        return {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
     if parts.scheme == "file":
-        return {
-            "EMAIL_BACKEND": "portal.mail.EmlFileBackend",
-            "EMAIL_FILE_PATH": unquote(parts.path) or str(VAR_DIR / "mail"),
-        }
+        return {"BACKEND": "portal.mail.EmlFileBackend", "OPTIONS": {"file_path": unquote(parts.path)}}
     if parts.scheme in {"smtp", "smtps"}:
         query = parse_qs(parts.query)
         return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": parts.hostname or "localhost",
-            "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 587),
-            "EMAIL_HOST_USER": unquote(parts.username or ""),
-            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
-            "EMAIL_USE_SSL": parts.scheme == "smtps",
-            "EMAIL_USE_TLS": parts.scheme == "smtp" and query.get("tls", ["1"])[0] != "0",
-            "EMAIL_TIMEOUT": 20,
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": parts.hostname or "localhost",
+                "port": parts.port or (465 if parts.scheme == "smtps" else 587),
+                "username": unquote(parts.username or ""),
+                "password": unquote(parts.password or ""),
+                "use_ssl": parts.scheme == "smtps",
+                "use_tls": parts.scheme == "smtp" and query.get("tls", ["1"])[0] != "0",
+                "timeout": 20,
+            },
         }
     raise ImproperlyConfigured(f"EMAIL_URL has an unknown scheme: {parts.scheme!r}")
 
 
-globals().update(email_settings(os.environ.get("EMAIL_URL", f"file://{VAR_DIR / 'mail'}")))
+MAILERS = {"default": mailer_from_url(os.environ.get("EMAIL_URL", f"file://{VAR_DIR / 'mail'}"))}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Customer Portal <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -278,17 +277,20 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Avatars are re-encoded on upload and stored under random names, so Django may serve them
 # itself; a deployment with a CDN or S3 in front turns this off.
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+# Without a manifest (development, tests) WhiteNoise serves straight from the source folders;
+# production runs collectstatic and serves hashed, compressed files.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if STATIC_MANIFEST
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG or env_bool("WHITENOISE_USE_FINDERS", False)
 WHITENOISE_MANIFEST_STRICT = False
 
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
