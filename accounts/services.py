@@ -6,6 +6,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from portal.services import audit_record
+
 from .avatars import avatar_reencode
 from .models import Customer, TaxIdStatus, User
 from .signals import CONTACT_FIELDS, contact_changed
@@ -36,12 +38,13 @@ def customer_get_or_create(*, user: User) -> Customer:
         return customer
 
 
-def _apply(customer: Customer, data: dict, allowed: tuple[str, ...]) -> list[str]:
-    changed = []
+def _apply(customer: Customer, data: dict, allowed: tuple[str, ...]) -> dict[str, list]:
+    """Set the allowed fields that differ; return {field: [old, new]} for each one changed."""
+    changed = {}
     for field in allowed:
         if field in data and getattr(customer, field) != data[field]:
+            changed[field] = [str(getattr(customer, field)), str(data[field])]
             setattr(customer, field, data[field])
-            changed.append(field)
     return changed
 
 
@@ -49,26 +52,28 @@ def _apply(customer: Customer, data: dict, allowed: tuple[str, ...]) -> list[str
 def customer_update_contact(*, customer: Customer, data: dict, by: User | None) -> frozenset[str]:
     """Save contact fields; send `contact_changed` with exactly the fields that changed."""
     changed = _apply(customer, data, CONTACT_FIELDS)
-    if {"tax_id_type", "tax_id_value"} & set(changed):
-        customer.tax_id_status = TaxIdStatus.FORMAT_VALID if customer.tax_id_value else TaxIdStatus.NONE
-        changed.append("tax_id_status")
     if not changed:
         return frozenset()
-    customer.save(update_fields=[*changed, "updated_at"])
-    changed_fields = frozenset(changed) - {"tax_id_status"}
+    update_fields = [*changed, "updated_at"]
+    if {"tax_id_type", "tax_id_value"} & changed.keys():
+        customer.tax_id_status = TaxIdStatus.FORMAT_VALID if customer.tax_id_value else TaxIdStatus.NONE
+        update_fields.append("tax_id_status")
+    customer.save(update_fields=update_fields)
+    changed_fields = frozenset(changed)
     logger.info("customer %s contact changed: %s", customer.pk, ",".join(sorted(changed_fields)))
+    audit_record(action="contact.updated", customer=customer, actor=by, changes=changed)
     contact_changed.send(sender=Customer, customer=customer, changed_fields=changed_fields, by=by)
     return changed_fields
 
 
-def customer_update_profile(*, customer: Customer, data: dict) -> list[str]:
+def customer_update_profile(*, customer: Customer, data: dict) -> dict[str, list]:
     changed = _apply(customer, data, PROFILE_FIELDS)
     if changed:
         customer.save(update_fields=[*changed, "updated_at"])
     return changed
 
 
-def customer_update_social(*, customer: Customer, data: dict) -> list[str]:
+def customer_update_social(*, customer: Customer, data: dict) -> dict[str, list]:
     changed = _apply(customer, data, SOCIAL_FIELDS)
     if changed:
         customer.save(update_fields=[*changed, "updated_at"])

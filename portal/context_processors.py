@@ -1,7 +1,10 @@
-from django.conf import settings
+from django.utils.functional import SimpleLazyObject
+
+from .selectors import site_settings_get
 
 
 def portal(request):
+    """The site settings (read once, when a template first uses them) and the signed-in customer."""
     user = getattr(request, "user", None)
     customer = getattr(user, "customer", None) if user is not None and user.is_authenticated else None
-    return {"business_name": settings.PORTAL_BUSINESS_NAME, "current_customer": customer}
+    return {"site": SimpleLazyObject(site_settings_get), "current_customer": customer}

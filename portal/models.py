@@ -1,1 +1,79 @@
-# SiteSettings arrives with the purchases and billing issues.
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class ReceiptMode(models.TextChoices):
+    RESYNC = "resync", _("Resync: past receipts follow the customer's current details")
+    FROZEN = "frozen", _("Frozen: receipts keep the details they were issued with")
+
+
+class SiteSettings(models.Model):
+    """The business's own settings: one row, edited by the creator in admin."""
+
+    business_name = models.CharField(_("business name"), max_length=150, default="Customer Portal")
+    business_address = models.TextField(_("business address"), blank=True)
+    business_tax_id = models.CharField(_("business tax ID"), max_length=40, blank=True)
+    business_email = models.EmailField(_("support email"), blank=True)
+    logo = models.ImageField(_("logo"), upload_to="site/", blank=True)
+    receipt_prefix = models.CharField(
+        _("receipt number prefix"), max_length=12, default="R",
+        help_text=_("Receipts are numbered PREFIX-000001, PREFIX-000002 … per prefix."),
+    )
+    receipt_mode = models.CharField(_("receipt mode"), max_length=10, choices=ReceiptMode.choices,
+                                    default=ReceiptMode.RESYNC)
+    self_cancel_enabled = models.BooleanField(_("customers may cancel their own subscriptions"), default=True)
+    self_cancel_instructions = models.TextField(
+        _("instructions shown when self-cancellation is off"), blank=True,
+        default="To cancel your subscription, email us and we will take care of it.",
+    )
+    processor_attached = models.BooleanField(
+        _("payment processor attached"), default=True,
+        help_text=_("When off, the Billing section is hidden and customers are told whom to contact."),
+    )
+
+    class Meta:
+        verbose_name = _("site settings")
+        verbose_name_plural = _("site settings")
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="portal_sitesettings_singleton")]
+
+    def __str__(self):
+        return str(_("Site settings"))
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.receipt_mode == ReceiptMode.FROZEN
+
+
+class ActorKind(models.TextChoices):
+    CUSTOMER = "customer", _("Customer")
+    STAFF = "staff", _("Staff")
+    STRIPE = "stripe", _("Stripe webhook")
+    SYSTEM = "system", _("System")
+
+
+class AuditEntry(models.Model):
+    """Who changed what, and when, for one customer's records."""
+
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+", verbose_name=_("who"))
+    actor_kind = models.CharField(_("actor kind"), max_length=10, choices=ActorKind.choices)
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, null=True, blank=True,
+                                 related_name="audit_entries")
+    action = models.CharField(_("action"), max_length=64)
+    changes = models.JSONField(_("changes"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="portal_audit_customer_idx")]
+
+    def __str__(self):
+        return f"{self.action} at {self.created_at:%Y-%m-%d %H:%M}"

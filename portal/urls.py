@@ -11,11 +11,12 @@ urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("healthz", views.healthz, name="healthz"),
     path("", include("accounts.urls")),
+    path("purchases/", include("purchases.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]
 
 if settings.SERVE_MEDIA:
     urlpatterns.append(
-        re_path(r"^media/(?P<path>avatars/[0-9a-f]{32}\.webp)$", serve, {"document_root": settings.MEDIA_ROOT})
+        re_path(r"^media/(?P<path>(?:avatars/[0-9a-f]{32}\.webp|site/[\w.-]+\.(?:png|jpe?g|webp|gif)))$", serve, {"document_root": settings.MEDIA_ROOT})
     )

@@ -1,0 +1,151 @@
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from portal.selectors import site_settings_get
+
+from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
+from .money import format_money
+from .pdf import receipt_pdf
+from .services import access_grant, access_revoke
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "access_url", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "price", "interval", "installments", "is_active"]
+    list_filter = ["kind", "is_active", "currency"]
+    search_fields = ["name", "stripe_price_id"]
+    filter_horizontal = ["products"]
+
+    @admin.display(description=_("price"))
+    def price(self, offer):
+        return format_money(offer.price_amount, offer.currency)
+
+
+class ReceiptInline(admin.TabularInline):
+    model = Receipt
+    fields = ["number", "issued_at", "total", "billing_name", "corrects"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AccessGrantInline(admin.TabularInline):
+    model = AccessGrant
+    fields = ["product", "granted_at", "granted_by", "revoked_at", "revoked_by", "revoke_reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    fields = ["amount", "currency", "reason", "created_at", "created_by", "stripe_refund_id"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "customer", "amount_display", "status", "purchased_at"]
+    list_filter = ["status", "offer"]
+    search_fields = ["customer__full_name", "customer__email", "stripe_invoice_id", "stripe_charge_id"]
+    list_select_related = ["customer", "offer"]
+    raw_id_fields = ["customer"]
+    date_hierarchy = "purchased_at"
+    readonly_fields = ["amount_refunded", "status"]
+    inlines = [ReceiptInline, AccessGrantInline, RefundInline]
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, purchase):
+        return format_money(purchase.amount, purchase.currency)
+
+
+@admin.register(AccessGrant)
+class AccessGrantAdmin(admin.ModelAdmin):
+    list_display = ["product", "customer", "purchase", "granted_at", "revoked_at"]
+    list_filter = ["product", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["customer__full_name", "customer__email", "product__name"]
+    list_select_related = ["product", "customer", "purchase__offer"]
+    raw_id_fields = ["customer", "purchase"]
+    fields = ["customer", "product", "purchase"]
+    actions = ["revoke_selected"]
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        """Granting by hand goes through the same service as a purchase."""
+        grant = access_grant(customer=obj.customer, product=obj.product, purchase=obj.purchase, by=request.user)
+        obj.pk = grant.pk
+
+    @admin.action(description=_("Revoke access of the selected grants"), permissions=["add"])
+    def revoke_selected(self, request, queryset):
+        grants = list(queryset.filter(revoked_at__isnull=True))
+        for grant in grants:
+            access_revoke(grant=grant, by=request.user, reason="revoked in admin")
+        self.message_user(request, _("%(count)s grants revoked.") % {"count": len(grants)}, messages.SUCCESS)
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(admin.ModelAdmin):
+    list_display = ["number", "customer", "total_display", "issued_at", "billing_name", "pdf_link"]
+    search_fields = ["number", "billing_name", "billing_email", "customer__email"]
+    list_select_related = ["customer"]
+    date_hierarchy = "issued_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Receipt._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("total"), ordering="total")
+    def total_display(self, receipt):
+        return format_money(receipt.total, receipt.currency)
+
+    @admin.display(description=_("PDF"))
+    def pdf_link(self, receipt):
+        return format_html('<a href="{}">{}</a>', reverse("admin:purchases_receipt_pdf", args=[receipt.pk]), _("PDF"))
+
+    def get_urls(self):
+        return [path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="purchases_receipt_pdf"),
+                *super().get_urls()]
+
+    def pdf_view(self, request, pk):
+        receipt = self.get_object(request, str(pk))
+        if receipt is None or not self.has_view_permission(request, receipt):
+            return HttpResponse(status=404)
+        response = HttpResponse(receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="receipt-{receipt.number}.pdf"'
+        return response

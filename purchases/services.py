@@ -1,0 +1,180 @@
+"""Writes to purchases: recording sales, numbering receipts, access, refunds and billing resync."""
+
+import logging
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Customer
+from portal.selectors import site_settings_get
+from portal.services import audit_record
+
+from .models import AccessGrant, Offer, Product, Purchase, PurchaseStatus, Receipt, ReceiptSequence, Refund
+
+logger = logging.getLogger(__name__)
+
+# Customer fields that receipts copy, and the receipt columns they go to.
+BILLING_SNAPSHOT_FIELDS = {
+    "full_name": "billing_name",
+    "email": "billing_email",
+    "tax_id_type": "billing_tax_id_type",
+    "tax_id_value": "billing_tax_id",
+    "address_line1": "billing_address_line1",
+    "address_line2": "billing_address_line2",
+    "city": "billing_city",
+    "region": "billing_region",
+    "postal_code": "billing_postal_code",
+    "country": "billing_country",
+}
+
+REFUND_TOO_LARGE = _("A refund of %(amount)s is more than the %(remaining)s left on this purchase.")
+REFUND_NOT_POSITIVE = _("A refund must be more than zero.")
+CORRECTION_NOT_NEEDED = _("This receipt already shows your current billing details.")
+CORRECTION_NOT_FROZEN = _("Receipts follow your details automatically; no corrected copy is needed.")
+
+
+class PurchaseError(Exception):
+    """A purchases rule was broken; the message may be shown to the customer or staff."""
+
+    def __init__(self, message, params=None):
+        self.message = str(message) % params if params else str(message)
+        super().__init__(self.message)
+
+
+def billing_snapshot(customer: Customer) -> dict:
+    snapshot = {column: str(getattr(customer, field) or "") for field, column in BILLING_SNAPSHOT_FIELDS.items()}
+    snapshot["billing_email"] = customer.email or customer.user.email
+    return snapshot
+
+
+def receipt_next_number(*, prefix: str) -> tuple[str, int]:
+    """Take the next number for the prefix; the sequence row stays locked until the caller commits."""
+    assert transaction.get_connection().in_atomic_block, "call inside the transaction that saves the receipt"
+    sequence = ReceiptSequence.objects.select_for_update().filter(prefix=prefix).first()
+    if sequence is None:
+        try:
+            with transaction.atomic():
+                ReceiptSequence.objects.create(prefix=prefix)
+        except IntegrityError:
+            pass  # another transaction created it first; lock theirs
+        sequence = ReceiptSequence.objects.select_for_update().get(prefix=prefix)
+    sequence.last_number += 1
+    sequence.save(update_fields=["last_number"])
+    return f"{prefix}-{sequence.last_number:06d}", sequence.last_number
+
+
+def _tax_included(total: int, rate: Decimal) -> int:
+    if not rate:
+        return 0
+    return int((Decimal(total) * rate / (Decimal(100) + rate)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@transaction.atomic
+def receipt_issue(*, purchase: Purchase, tax_rate: Decimal = Decimal(0), issued_at: datetime | None = None,
+                  lines: list[dict] | None = None, corrects: Receipt | None = None) -> Receipt:
+    """Issue a receipt for a purchase with the customer's current billing details."""
+    prefix = site_settings_get().receipt_prefix
+    number, sequence = receipt_next_number(prefix=prefix)
+    if lines is None:
+        lines = [{"description": purchase.offer.name, "quantity": 1,
+                  "unit_amount": purchase.amount, "amount": purchase.amount}]
+    total = sum(line["amount"] for line in lines)
+    tax = _tax_included(total, Decimal(tax_rate))
+    return Receipt.objects.create(
+        number=number, prefix=prefix, sequence=sequence, purchase=purchase, customer=purchase.customer,
+        corrects=corrects, issued_at=issued_at or timezone.now(), currency=purchase.currency, lines=lines,
+        subtotal=total - tax, tax_rate=tax_rate, tax_amount=tax, total=total, **billing_snapshot(purchase.customer),
+    )
+
+
+@transaction.atomic
+def access_grant(*, customer: Customer, product: Product, purchase: Purchase | None = None, by=None) -> AccessGrant:
+    """Give the customer access to the product (idempotent per purchase)."""
+    grant, created = AccessGrant.objects.get_or_create(
+        customer=customer, product=product, purchase=purchase, revoked_at=None, defaults={"granted_by": by}
+    )
+    if created:
+        audit_record(action="access.granted", customer=customer, actor=by,
+                     changes={"product": product.name, "purchase": purchase.pk if purchase else None})
+    return grant
+
+
+@transaction.atomic
+def access_revoke(*, grant: AccessGrant, by=None, reason: str = "") -> AccessGrant:
+    grant = AccessGrant.objects.select_for_update().get(pk=grant.pk)
+    if grant.revoked_at is None:
+        grant.revoked_at = timezone.now()
+        grant.revoked_by = by
+        grant.revoke_reason = reason
+        grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+        audit_record(action="access.revoked", customer=grant.customer, actor=by,
+                     changes={"product": grant.product.name, "reason": reason})
+    return grant
+
+
+@transaction.atomic
+def purchase_record(*, customer: Customer, offer: Offer, amount: int | None = None,
+                    purchased_at: datetime | None = None, tax_rate: Decimal = Decimal(0), by=None,
+                    **stripe_ids) -> Purchase:
+    """Record a paid purchase: the purchase, access to the offer's products, and its receipt."""
+    purchase = Purchase.objects.create(
+        customer=customer, offer=offer, amount=offer.price_amount if amount is None else amount,
+        currency=offer.currency, purchased_at=purchased_at or timezone.now(), **stripe_ids,
+    )
+    for product in offer.products.all():
+        access_grant(customer=customer, product=product, purchase=purchase, by=by)
+    receipt_issue(purchase=purchase, tax_rate=tax_rate, issued_at=purchase.purchased_at)
+    audit_record(action="purchase.recorded", customer=customer, actor=by,
+                 changes={"offer": offer.name, "amount": purchase.amount, "currency": purchase.currency})
+    return purchase
+
+
+@transaction.atomic
+def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None,
+                  stripe_refund_id: str = "") -> Refund:
+    """Record a refund against a purchase; never more than what is left."""
+    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+    if amount <= 0:
+        raise PurchaseError(REFUND_NOT_POSITIVE)
+    if amount > purchase.amount_remaining:
+        raise PurchaseError(REFUND_TOO_LARGE, {"amount": amount, "remaining": purchase.amount_remaining})
+    refund = Refund.objects.create(purchase=purchase, amount=amount, currency=purchase.currency, reason=reason,
+                                   created_by=by, stripe_refund_id=stripe_refund_id)
+    purchase.amount_refunded += amount
+    purchase.status = (PurchaseStatus.REFUNDED if purchase.amount_refunded == purchase.amount
+                       else PurchaseStatus.PARTIALLY_REFUNDED)
+    purchase.save(update_fields=["amount_refunded", "status"])
+    audit_record(action="purchase.refunded", customer=purchase.customer, actor=by,
+                 changes={"purchase": purchase.pk, "amount": amount, "reason": reason})
+    return refund
+
+
+def receipts_resync_billing(*, customer: Customer, by=None) -> int:
+    """Rewrite the billing details of all the customer's receipts in one UPDATE (resync mode only)."""
+    if site_settings_get().is_frozen:
+        return 0
+    count = Receipt.objects.filter(customer=customer).update(
+        **billing_snapshot(customer), billing_updated_at=timezone.now()
+    )
+    if count:
+        audit_record(action="receipts.resynced", customer=customer, actor=by, changes={"count": count})
+    logger.info("customer %s: %s receipts resynced", customer.pk, count)
+    return count
+
+
+@transaction.atomic
+def receipt_issue_correction(*, receipt: Receipt, by=None) -> Receipt:
+    """Frozen mode: issue a corrected copy with the current details; the original stays as issued."""
+    if not site_settings_get().is_frozen:
+        raise PurchaseError(CORRECTION_NOT_FROZEN)
+    current = billing_snapshot(receipt.customer)
+    if all(getattr(receipt, column) == value for column, value in current.items()):
+        raise PurchaseError(CORRECTION_NOT_NEEDED)
+    correction = receipt_issue(purchase=receipt.purchase, tax_rate=receipt.tax_rate, lines=receipt.lines,
+                               corrects=receipt)
+    audit_record(action="receipt.corrected", customer=receipt.customer, actor=by,
+                 changes={"original": receipt.number, "correction": correction.number})
+    return correction
