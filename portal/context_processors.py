@@ -7,4 +7,4 @@ def portal(request):
     """The site settings (read once, when a template first uses them) and the signed-in customer."""
     user = getattr(request, "user", None)
     customer = getattr(user, "customer", None) if user is not None and user.is_authenticated else None
-    return {"site": SimpleLazyObject(site_settings_get), "current_customer": customer}
+    return {"site_settings": SimpleLazyObject(site_settings_get), "current_customer": customer}
