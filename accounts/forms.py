@@ -49,8 +49,16 @@ class PortalFormMixin:
 
 
 class ContactForm(PortalFormMixin, forms.ModelForm):
-    plain_text_fields = ("full_name", "address_line1", "address_line2", "city", "region", "postal_code", "phone",
-                         "tax_id_value")
+    plain_text_fields = (
+        "full_name",
+        "address_line1",
+        "address_line2",
+        "city",
+        "region",
+        "postal_code",
+        "phone",
+        "tax_id_value",
+    )
 
     class Meta:
         model = Customer
@@ -111,8 +119,12 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
     def _clean_tax_id(self, type_code: str, value: str, country: str) -> None:
         tax_type = TAX_ID_TYPES[type_code]
         if not tax_id_is_valid(type_code=type_code, value=value):
-            self.add_error("tax_id_value", forms.ValidationError(
-                TAX_ID_INVALID, code="invalid_tax_id", params={"type": tax_type.label, "example": tax_type.example}))
+            self.add_error(
+                "tax_id_value",
+                forms.ValidationError(
+                    TAX_ID_INVALID, code="invalid_tax_id", params={"type": tax_type.label, "example": tax_type.example}
+                ),
+            )
             return
         compact = tax_id_compact(type_code=type_code, value=value)
         if not country:
@@ -120,14 +132,25 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
             return
         country_name = dict(self.fields["country"].choices).get(country, country)
         if country not in tax_type.countries:
-            self.add_error("tax_id_value", forms.ValidationError(
-                TAX_ID_WRONG_COUNTRY, code="tax_id_country", params={"type": tax_type.label, "country": country_name}))
+            self.add_error(
+                "tax_id_value",
+                forms.ValidationError(
+                    TAX_ID_WRONG_COUNTRY,
+                    code="tax_id_country",
+                    params={"type": tax_type.label, "country": country_name},
+                ),
+            )
             return
         if type_code == "eu_vat" and eu_vat_country(compact) != country:
             vat_country = dict(self.fields["country"].choices).get(eu_vat_country(compact), compact[:2])
-            self.add_error("tax_id_value", forms.ValidationError(
-                TAX_ID_EU_PREFIX_MISMATCH, code="tax_id_country",
-                params={"vat_country": vat_country, "country": country_name}))
+            self.add_error(
+                "tax_id_value",
+                forms.ValidationError(
+                    TAX_ID_EU_PREFIX_MISMATCH,
+                    code="tax_id_country",
+                    params={"vat_country": vat_country, "country": country_name},
+                ),
+            )
             return
         self.cleaned_data["tax_id_value"] = compact
 

@@ -9,8 +9,17 @@ from .social import social_links
 def directory_customers(*, query: str = "") -> QuerySet[Customer]:
     """Customers who opted in to the directory, by name, optionally filtered by a name search."""
     customers = Customer.objects.filter(directory_opt_in=True, user__is_active=True).only(
-        "full_name", "email", "avatar", "bio", "location", "x_username", "instagram_username",
-        "linkedin_username", "youtube_handle", "tiktok_username", "website_url",
+        "full_name",
+        "email",
+        "avatar",
+        "bio",
+        "location",
+        "x_username",
+        "instagram_username",
+        "linkedin_username",
+        "youtube_handle",
+        "tiktok_username",
+        "website_url",
     )
     if query:
         customers = customers.filter(full_name__icontains=query)

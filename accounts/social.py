@@ -17,16 +17,41 @@ class SocialNetwork:
 
 
 NETWORKS = [
-    SocialNetwork("x_username", "X", re.compile(r"[A-Za-z0-9_]{1,15}"), "https://x.com/{}",
-                  _("1–15 letters, digits or underscores.")),
-    SocialNetwork("instagram_username", "Instagram", re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?"),
-                  "https://www.instagram.com/{}/", _("Up to 30 letters, digits, dots or underscores.")),
-    SocialNetwork("linkedin_username", "LinkedIn", re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,99}"),
-                  "https://www.linkedin.com/in/{}/", _("3–100 letters, digits or hyphens.")),
-    SocialNetwork("youtube_handle", "YouTube", re.compile(r"[A-Za-z0-9_.-]{3,30}"), "https://www.youtube.com/@{}",
-                  _("3–30 letters, digits, dots, hyphens or underscores.")),
-    SocialNetwork("tiktok_username", "TikTok", re.compile(r"[A-Za-z0-9_.]{2,24}"), "https://www.tiktok.com/@{}",
-                  _("2–24 letters, digits, dots or underscores.")),
+    SocialNetwork(
+        "x_username",
+        "X",
+        re.compile(r"[A-Za-z0-9_]{1,15}"),
+        "https://x.com/{}",
+        _("1–15 letters, digits or underscores."),
+    ),
+    SocialNetwork(
+        "instagram_username",
+        "Instagram",
+        re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?"),
+        "https://www.instagram.com/{}/",
+        _("Up to 30 letters, digits, dots or underscores."),
+    ),
+    SocialNetwork(
+        "linkedin_username",
+        "LinkedIn",
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,99}"),
+        "https://www.linkedin.com/in/{}/",
+        _("3–100 letters, digits or hyphens."),
+    ),
+    SocialNetwork(
+        "youtube_handle",
+        "YouTube",
+        re.compile(r"[A-Za-z0-9_.-]{3,30}"),
+        "https://www.youtube.com/@{}",
+        _("3–30 letters, digits, dots, hyphens or underscores."),
+    ),
+    SocialNetwork(
+        "tiktok_username",
+        "TikTok",
+        re.compile(r"[A-Za-z0-9_.]{2,24}"),
+        "https://www.tiktok.com/@{}",
+        _("2–24 letters, digits, dots or underscores."),
+    ),
 ]
 NETWORKS_BY_FIELD = {network.field: network for network in NETWORKS}
 

@@ -25,8 +25,9 @@ def contact(request):
         changed = services.customer_update_contact(customer=customer, data=form.cleaned_data, by=request.user)
         messages.success(request, _("Your contact information was saved.") if changed else _("Nothing changed."))
         if request.htmx:
-            return HttpResponseClientRedirect(request.POST.get("next_page") == "home" and reverse("portal:home")
-                                              or reverse("accounts:contact"))
+            return HttpResponseClientRedirect(
+                request.POST.get("next_page") == "home" and reverse("portal:home") or reverse("accounts:contact")
+            )
         return redirect("accounts:contact")
     if request.htmx:
         return render(request, "accounts/partials/contact_form.html", {"form": form, "in_dialog": True})
@@ -58,8 +59,9 @@ def avatar_upload(request):
             messages.success(request, _("Your new avatar is in place."))
             return redirect("accounts:profile")
     form = ProfileForm(instance=customer)
-    return render(request, "accounts/profile.html",
-                  {"form": form, "avatar_form": avatar_form, "customer": customer}, status=400)
+    return render(
+        request, "accounts/profile.html", {"form": form, "avatar_form": avatar_form, "customer": customer}, status=400
+    )
 
 
 @login_required

@@ -36,8 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receipts", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"),
+    )
     args = parser.parse_args()
 
     if args.database_url.startswith("postgres"):
@@ -61,16 +63,33 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     run_id = int(time.time())
-    heavy = Customer.objects.create(user=User.objects.create_user(f"bench-heavy-{run_id}@example.com"),
-                                    full_name="Bench Heavy", email=f"bench-heavy-{run_id}@example.com")
-    light = Customer.objects.create(user=User.objects.create_user(f"bench-light-{run_id}@example.com"),
-                                    full_name="Bench Light", email=f"bench-light-{run_id}@example.com")
+    heavy = Customer.objects.create(
+        user=User.objects.create_user(f"bench-heavy-{run_id}@example.com"),
+        full_name="Bench Heavy",
+        email=f"bench-heavy-{run_id}@example.com",
+    )
+    light = Customer.objects.create(
+        user=User.objects.create_user(f"bench-light-{run_id}@example.com"),
+        full_name="Bench Light",
+        email=f"bench-light-{run_id}@example.com",
+    )
     offer = Offer.objects.create(name=f"Bench offer {run_id}", price_amount=1000, currency="gbp")
     purchase = Purchase.objects.create(customer=heavy, offer=offer, amount=1000, currency="gbp")
     Receipt.objects.bulk_create(
-        [Receipt(number=f"BENCH{run_id}-{n:06d}", prefix=f"B{run_id}"[:12], sequence=n, purchase=purchase,
-                 customer=heavy, currency="gbp", lines=[], subtotal=1000, total=1000)
-         for n in range(1, args.receipts + 1)],
+        [
+            Receipt(
+                number=f"BENCH{run_id}-{n:06d}",
+                prefix=f"B{run_id}"[:12],
+                sequence=n,
+                purchase=purchase,
+                customer=heavy,
+                currency="gbp",
+                lines=[],
+                subtotal=1000,
+                total=1000,
+            )
+            for n in range(1, args.receipts + 1)
+        ],
         batch_size=2000,
     )
 
@@ -93,11 +112,15 @@ def main() -> None:
 
     heavy_ms = statistics.median(heavy_times) * 1000
     light_ms = statistics.median(light_times) * 1000
-    print(f"database: {connection.vendor} {'.'.join(map(str, connection.pg_version // 10000 and divmod(connection.pg_version, 10000))) if connection.vendor == 'postgresql' else ''}")
+    print(
+        f"database: {connection.vendor} {'.'.join(map(str, connection.pg_version // 10000 and divmod(connection.pg_version, 10000))) if connection.vendor == 'postgresql' else ''}"
+    )
     print(f"receipts resynced per save: {followed} of {args.receipts}")
     print(f"UPDATE statements on purchases_receipt per save: {sorted(update_counts)}")
-    print(f"contact save + resync of {args.receipts} receipts: median {heavy_ms:.1f} ms "
-          f"(min {min(heavy_times) * 1000:.1f}, max {max(heavy_times) * 1000:.1f}, {args.runs} runs)")
+    print(
+        f"contact save + resync of {args.receipts} receipts: median {heavy_ms:.1f} ms "
+        f"(min {min(heavy_times) * 1000:.1f}, max {max(heavy_times) * 1000:.1f}, {args.runs} runs)"
+    )
     print(f"same save, customer without receipts:    median {light_ms:.1f} ms")
     print(f"ratio: {heavy_ms / light_ms:.1f}x")
 

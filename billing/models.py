@@ -1,1 +1,1 @@
-# Models arrive with the billing issue.
+# Card, Subscription and WebhookEvent arrive with the rest of the billing issue.

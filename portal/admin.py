@@ -8,8 +8,10 @@ from .selectors import site_settings_get
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
     fieldsets = [
-        ("Business (shown on receipts)", {"fields": ["business_name", "business_address", "business_tax_id",
-                                                     "business_email", "logo"]}),
+        (
+            "Business (shown on receipts)",
+            {"fields": ["business_name", "business_address", "business_tax_id", "business_email", "logo"]},
+        ),
         ("Receipts", {"fields": ["receipt_prefix", "receipt_mode"]}),
         ("Billing", {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
     ]

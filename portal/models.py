@@ -18,18 +18,23 @@ class SiteSettings(models.Model):
     business_email = models.EmailField(_("support email"), blank=True)
     logo = models.ImageField(_("logo"), upload_to="site/", blank=True)
     receipt_prefix = models.CharField(
-        _("receipt number prefix"), max_length=12, default="R",
+        _("receipt number prefix"),
+        max_length=12,
+        default="R",
         help_text=_("Receipts are numbered PREFIX-000001, PREFIX-000002 … per prefix."),
     )
-    receipt_mode = models.CharField(_("receipt mode"), max_length=10, choices=ReceiptMode.choices,
-                                    default=ReceiptMode.RESYNC)
+    receipt_mode = models.CharField(
+        _("receipt mode"), max_length=10, choices=ReceiptMode.choices, default=ReceiptMode.RESYNC
+    )
     self_cancel_enabled = models.BooleanField(_("customers may cancel their own subscriptions"), default=True)
     self_cancel_instructions = models.TextField(
-        _("instructions shown when self-cancellation is off"), blank=True,
+        _("instructions shown when self-cancellation is off"),
+        blank=True,
         default="To cancel your subscription, email us and we will take care of it.",
     )
     processor_attached = models.BooleanField(
-        _("payment processor attached"), default=True,
+        _("payment processor attached"),
+        default=True,
         help_text=_("When off, the Billing section is hidden and customers are told whom to contact."),
     )
 
@@ -61,11 +66,18 @@ class AuditEntry(models.Model):
     """Who changed what, and when, for one customer's records."""
 
     created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                              related_name="+", verbose_name=_("who"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("who"),
+    )
     actor_kind = models.CharField(_("actor kind"), max_length=10, choices=ActorKind.choices)
-    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, null=True, blank=True,
-                                 related_name="audit_entries")
+    customer = models.ForeignKey(
+        "accounts.Customer", on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"
+    )
     action = models.CharField(_("action"), max_length=64)
     changes = models.JSONField(_("changes"), default=dict, blank=True)
 

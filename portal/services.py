@@ -11,8 +11,9 @@ def actor_kind_for(user) -> str:
     return ActorKind.STAFF if user.is_staff else ActorKind.CUSTOMER
 
 
-def audit_record(*, action: str, customer=None, actor=None, actor_kind: str | None = None,
-                 changes: dict | None = None) -> AuditEntry:
+def audit_record(
+    *, action: str, customer=None, actor=None, actor_kind: str | None = None, changes: dict | None = None
+) -> AuditEntry:
     return AuditEntry.objects.create(
         action=action,
         customer=customer,

@@ -327,7 +327,9 @@ def stripe_js_origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-_stripe_origins = sorted({stripe_js_origin(STRIPE_JS_URL), stripe_js_origin(STRIPE_API_BASE or "https://api.stripe.com")})
+_stripe_origins = sorted(
+    {stripe_js_origin(STRIPE_JS_URL), stripe_js_origin(STRIPE_API_BASE or "https://api.stripe.com")}
+)
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, *_stripe_origins],
@@ -361,5 +363,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }

@@ -18,5 +18,9 @@ urlpatterns = [
 
 if settings.SERVE_MEDIA:
     urlpatterns.append(
-        re_path(r"^media/(?P<path>(?:avatars/[0-9a-f]{32}\.webp|site/[\w.-]+\.(?:png|jpe?g|webp|gif)))$", serve, {"document_root": settings.MEDIA_ROOT})
+        re_path(
+            r"^media/(?P<path>(?:avatars/[0-9a-f]{32}\.webp|site/[\w.-]+\.(?:png|jpe?g|webp|gif)))$",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
     )

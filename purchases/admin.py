@@ -139,8 +139,10 @@ class ReceiptAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', reverse("admin:purchases_receipt_pdf", args=[receipt.pk]), _("PDF"))
 
     def get_urls(self):
-        return [path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="purchases_receipt_pdf"),
-                *super().get_urls()]
+        return [
+            path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="purchases_receipt_pdf"),
+            *super().get_urls(),
+        ]
 
     def pdf_view(self, request, pk):
         receipt = self.get_object(request, str(pk))

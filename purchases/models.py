@@ -48,7 +48,10 @@ class Offer(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default="gbp")
     interval = models.CharField(_("billing interval"), max_length=8, choices=BillingInterval.choices, blank=True)
     installments = models.PositiveSmallIntegerField(
-        _("instalments"), null=True, blank=True, validators=[MinValueValidator(2)],
+        _("instalments"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(2)],
         help_text=_("Number of payments of a payment plan."),
     )
     products = models.ManyToManyField(Product, related_name="offers", verbose_name=_("products"))
@@ -102,10 +105,14 @@ class Purchase(models.Model):
         indexes = [models.Index(fields=["customer", "-purchased_at"], name="purchases_customer_date_idx")]
         constraints = [
             # A paid Stripe invoice creates its purchase exactly once.
-            models.UniqueConstraint(fields=["stripe_invoice_id"], condition=~Q(stripe_invoice_id=""),
-                                    name="purchases_purchase_invoice_unique"),
-            models.CheckConstraint(condition=Q(amount_refunded__lte=models.F("amount")),
-                                   name="purchases_purchase_refund_not_above_amount"),
+            models.UniqueConstraint(
+                fields=["stripe_invoice_id"],
+                condition=~Q(stripe_invoice_id=""),
+                name="purchases_purchase_invoice_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__lte=models.F("amount")), name="purchases_purchase_refund_not_above_amount"
+            ),
         ]
 
     def __str__(self):
@@ -123,11 +130,23 @@ class AccessGrant(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="grants")
     purchase = models.ForeignKey(Purchase, on_delete=models.SET_NULL, null=True, blank=True, related_name="grants")
     granted_at = models.DateTimeField(_("granted"), default=timezone.now)
-    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="+", verbose_name=_("granted by"))
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("granted by"),
+    )
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
-    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="+", verbose_name=_("revoked by"))
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
     revoke_reason = models.CharField(_("reason"), max_length=200, blank=True)
 
     class Meta:
@@ -137,12 +156,16 @@ class AccessGrant(models.Model):
         indexes = [models.Index(fields=["customer", "revoked_at"], name="purchases_grant_active_idx")]
         constraints = [
             # One active grant per product and purchase, and one hand-given (purchase-less) grant.
-            models.UniqueConstraint(fields=["customer", "product", "purchase"],
-                                    condition=Q(revoked_at__isnull=True, purchase__isnull=False),
-                                    name="purchases_grant_one_active"),
-            models.UniqueConstraint(fields=["customer", "product"],
-                                    condition=Q(revoked_at__isnull=True, purchase__isnull=True),
-                                    name="purchases_grant_one_active_by_hand"),
+            models.UniqueConstraint(
+                fields=["customer", "product", "purchase"],
+                condition=Q(revoked_at__isnull=True, purchase__isnull=False),
+                name="purchases_grant_one_active",
+            ),
+            models.UniqueConstraint(
+                fields=["customer", "product"],
+                condition=Q(revoked_at__isnull=True, purchase__isnull=True),
+                name="purchases_grant_one_active_by_hand",
+            ),
         ]
 
     def __str__(self):
@@ -175,8 +198,9 @@ class Receipt(models.Model):
     purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="receipts")
     # Denormalised from the purchase so a contact change rewrites all receipts in one UPDATE.
     customer = models.ForeignKey("accounts.Customer", on_delete=models.PROTECT, related_name="receipts")
-    corrects = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
-                                 verbose_name=_("corrects"))
+    corrects = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections", verbose_name=_("corrects")
+    )
     issued_at = models.DateTimeField(_("issued"), default=timezone.now)
     currency = models.CharField(_("currency"), max_length=3)
     lines = models.JSONField(_("lines"), default=list, help_text=_("[{description, quantity, unit_amount, amount}]"))
@@ -234,8 +258,14 @@ class Refund(models.Model):
     currency = models.CharField(_("currency"), max_length=3)
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("refunded"), default=timezone.now)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="+", verbose_name=_("by"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
     stripe_refund_id = models.CharField(_("Stripe refund"), max_length=64, blank=True)
 
     class Meta:
@@ -243,8 +273,9 @@ class Refund(models.Model):
         verbose_name_plural = _("refunds")
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["stripe_refund_id"], condition=~Q(stripe_refund_id=""),
-                                    name="purchases_refund_stripe_unique"),
+            models.UniqueConstraint(
+                fields=["stripe_refund_id"], condition=~Q(stripe_refund_id=""), name="purchases_refund_stripe_unique"
+            ),
         ]
 
     def __str__(self):

@@ -44,8 +44,16 @@ def receipt_pdf(*, receipt: Receipt, site) -> bytes:
     if site.logo:
         try:
             with site.logo.open("rb") as handle:
-                pdf.drawImage(ImageReader(io.BytesIO(handle.read())), right - 40 * mm, y - 12 * mm,
-                              width=40 * mm, height=16 * mm, preserveAspectRatio=True, anchor="ne", mask="auto")
+                pdf.drawImage(
+                    ImageReader(io.BytesIO(handle.read())),
+                    right - 40 * mm,
+                    y - 12 * mm,
+                    width=40 * mm,
+                    height=16 * mm,
+                    preserveAspectRatio=True,
+                    anchor="ne",
+                    mask="auto",
+                )
         except OSError:
             pass  # a missing logo file must not stop the receipt
     pdf.setFont(FONT_BOLD, 16)

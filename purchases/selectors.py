@@ -12,8 +12,14 @@ def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
     return (
         Purchase.objects.filter(customer=customer)
         .select_related("offer")
-        .prefetch_related(Prefetch("receipts", queryset=Receipt.objects.only("number", "purchase_id", "issued_at",
-                                                                            "corrects_id").order_by("issued_at")))
+        .prefetch_related(
+            Prefetch(
+                "receipts",
+                queryset=Receipt.objects.only("number", "purchase_id", "issued_at", "corrects_id").order_by(
+                    "issued_at"
+                ),
+            )
+        )
         .order_by("-purchased_at", "-pk")
     )
 

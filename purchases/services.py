@@ -73,20 +73,43 @@ def _tax_included(total: int, rate: Decimal) -> int:
 
 
 @transaction.atomic
-def receipt_issue(*, purchase: Purchase, tax_rate: Decimal = Decimal(0), issued_at: datetime | None = None,
-                  lines: list[dict] | None = None, corrects: Receipt | None = None) -> Receipt:
+def receipt_issue(
+    *,
+    purchase: Purchase,
+    tax_rate: Decimal = Decimal(0),
+    issued_at: datetime | None = None,
+    lines: list[dict] | None = None,
+    corrects: Receipt | None = None,
+) -> Receipt:
     """Issue a receipt for a purchase with the customer's current billing details."""
     prefix = site_settings_get().receipt_prefix
     number, sequence = receipt_next_number(prefix=prefix)
     if lines is None:
-        lines = [{"description": purchase.offer.name, "quantity": 1,
-                  "unit_amount": purchase.amount, "amount": purchase.amount}]
+        lines = [
+            {
+                "description": purchase.offer.name,
+                "quantity": 1,
+                "unit_amount": purchase.amount,
+                "amount": purchase.amount,
+            }
+        ]
     total = sum(line["amount"] for line in lines)
     tax = _tax_included(total, Decimal(tax_rate))
     return Receipt.objects.create(
-        number=number, prefix=prefix, sequence=sequence, purchase=purchase, customer=purchase.customer,
-        corrects=corrects, issued_at=issued_at or timezone.now(), currency=purchase.currency, lines=lines,
-        subtotal=total - tax, tax_rate=tax_rate, tax_amount=tax, total=total, **billing_snapshot(purchase.customer),
+        number=number,
+        prefix=prefix,
+        sequence=sequence,
+        purchase=purchase,
+        customer=purchase.customer,
+        corrects=corrects,
+        issued_at=issued_at or timezone.now(),
+        currency=purchase.currency,
+        lines=lines,
+        subtotal=total - tax,
+        tax_rate=tax_rate,
+        tax_amount=tax,
+        total=total,
+        **billing_snapshot(purchase.customer),
     )
 
 
@@ -97,8 +120,12 @@ def access_grant(*, customer: Customer, product: Product, purchase: Purchase | N
         customer=customer, product=product, purchase=purchase, revoked_at=None, defaults={"granted_by": by}
     )
     if created:
-        audit_record(action="access.granted", customer=customer, actor=by,
-                     changes={"product": product.name, "purchase": purchase.pk if purchase else None})
+        audit_record(
+            action="access.granted",
+            customer=customer,
+            actor=by,
+            changes={"product": product.name, "purchase": purchase.pk if purchase else None},
+        )
     return grant
 
 
@@ -110,45 +137,74 @@ def access_revoke(*, grant: AccessGrant, by=None, reason: str = "") -> AccessGra
         grant.revoked_by = by
         grant.revoke_reason = reason
         grant.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
-        audit_record(action="access.revoked", customer=grant.customer, actor=by,
-                     changes={"product": grant.product.name, "reason": reason})
+        audit_record(
+            action="access.revoked",
+            customer=grant.customer,
+            actor=by,
+            changes={"product": grant.product.name, "reason": reason},
+        )
     return grant
 
 
 @transaction.atomic
-def purchase_record(*, customer: Customer, offer: Offer, amount: int | None = None,
-                    purchased_at: datetime | None = None, tax_rate: Decimal = Decimal(0), by=None,
-                    **stripe_ids) -> Purchase:
+def purchase_record(
+    *,
+    customer: Customer,
+    offer: Offer,
+    amount: int | None = None,
+    purchased_at: datetime | None = None,
+    tax_rate: Decimal = Decimal(0),
+    by=None,
+    **stripe_ids,
+) -> Purchase:
     """Record a paid purchase: the purchase, access to the offer's products, and its receipt."""
     purchase = Purchase.objects.create(
-        customer=customer, offer=offer, amount=offer.price_amount if amount is None else amount,
-        currency=offer.currency, purchased_at=purchased_at or timezone.now(), **stripe_ids,
+        customer=customer,
+        offer=offer,
+        amount=offer.price_amount if amount is None else amount,
+        currency=offer.currency,
+        purchased_at=purchased_at or timezone.now(),
+        **stripe_ids,
     )
     for product in offer.products.all():
         access_grant(customer=customer, product=product, purchase=purchase, by=by)
     receipt_issue(purchase=purchase, tax_rate=tax_rate, issued_at=purchase.purchased_at)
-    audit_record(action="purchase.recorded", customer=customer, actor=by,
-                 changes={"offer": offer.name, "amount": purchase.amount, "currency": purchase.currency})
+    audit_record(
+        action="purchase.recorded",
+        customer=customer,
+        actor=by,
+        changes={"offer": offer.name, "amount": purchase.amount, "currency": purchase.currency},
+    )
     return purchase
 
 
 @transaction.atomic
-def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None,
-                  stripe_refund_id: str = "") -> Refund:
+def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None, stripe_refund_id: str = "") -> Refund:
     """Record a refund against a purchase; never more than what is left."""
     purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
     if amount <= 0:
         raise PurchaseError(REFUND_NOT_POSITIVE)
     if amount > purchase.amount_remaining:
         raise PurchaseError(REFUND_TOO_LARGE, {"amount": amount, "remaining": purchase.amount_remaining})
-    refund = Refund.objects.create(purchase=purchase, amount=amount, currency=purchase.currency, reason=reason,
-                                   created_by=by, stripe_refund_id=stripe_refund_id)
+    refund = Refund.objects.create(
+        purchase=purchase,
+        amount=amount,
+        currency=purchase.currency,
+        reason=reason,
+        created_by=by,
+        stripe_refund_id=stripe_refund_id,
+    )
     purchase.amount_refunded += amount
-    purchase.status = (PurchaseStatus.REFUNDED if purchase.amount_refunded == purchase.amount
-                       else PurchaseStatus.PARTIALLY_REFUNDED)
+    purchase.status = (
+        PurchaseStatus.REFUNDED if purchase.amount_refunded == purchase.amount else PurchaseStatus.PARTIALLY_REFUNDED
+    )
     purchase.save(update_fields=["amount_refunded", "status"])
-    audit_record(action="purchase.refunded", customer=purchase.customer, actor=by,
-                 changes={"purchase": purchase.pk, "amount": amount, "reason": reason})
+    audit_record(
+        action="purchase.refunded",
+        customer=purchase.customer,
+        actor=by,
+        changes={"purchase": purchase.pk, "amount": amount, "reason": reason},
+    )
     return refund
 
 
@@ -173,8 +229,13 @@ def receipt_issue_correction(*, receipt: Receipt, by=None) -> Receipt:
     current = billing_snapshot(receipt.customer)
     if all(getattr(receipt, column) == value for column, value in current.items()):
         raise PurchaseError(CORRECTION_NOT_NEEDED)
-    correction = receipt_issue(purchase=receipt.purchase, tax_rate=receipt.tax_rate, lines=receipt.lines,
-                               corrects=receipt)
-    audit_record(action="receipt.corrected", customer=receipt.customer, actor=by,
-                 changes={"original": receipt.number, "correction": correction.number})
+    correction = receipt_issue(
+        purchase=receipt.purchase, tax_rate=receipt.tax_rate, lines=receipt.lines, corrects=receipt
+    )
+    audit_record(
+        action="receipt.corrected",
+        customer=receipt.customer,
+        actor=by,
+        changes={"original": receipt.number, "correction": correction.number},
+    )
     return correction

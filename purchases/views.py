@@ -22,10 +22,14 @@ def index(request):
     page = Paginator(selectors.purchases_for_customer(customer=customer), PURCHASES_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    return render(request, "purchases/index.html", {
-        "page": page,
-        "products": selectors.products_for_customer(customer=customer),
-    })
+    return render(
+        request,
+        "purchases/index.html",
+        {
+            "page": page,
+            "products": selectors.products_for_customer(customer=customer),
+        },
+    )
 
 
 @login_required
@@ -39,8 +43,9 @@ def receipt(request, number):
 def receipt_pdf(request, number):
     customer = customer_get_or_create(user=request.user)
     receipt = selectors.receipt_for_customer(customer=customer, number=number)
-    response = HttpResponse(render_receipt_pdf(receipt=receipt, site=site_settings_get()),
-                            content_type="application/pdf")
+    response = HttpResponse(
+        render_receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf"
+    )
     # The file name is ours, built from the receipt number (letters, digits, hyphens only).
     safe_number = "".join(ch for ch in receipt.number if ch.isalnum() or ch == "-")
     response["Content-Disposition"] = f'attachment; filename="receipt-{safe_number}.pdf"'
@@ -57,6 +62,7 @@ def receipt_correct(request, number):
     except PurchaseError as error:
         messages.error(request, error.message)
         return redirect(original)
-    messages.success(request, _("Corrected copy %(number)s issued with your current details.")
-                     % {"number": correction.number})
+    messages.success(
+        request, _("Corrected copy %(number)s issued with your current details.") % {"number": correction.number}
+    )
     return redirect(correction)

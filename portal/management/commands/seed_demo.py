@@ -1,12 +1,10 @@
 import secrets
+from datetime import timedelta
+from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-
-from datetime import timedelta
-from decimal import Decimal
-
 from django.utils import timezone
 
 from accounts.models import User
@@ -47,17 +45,22 @@ class Command(BaseCommand):
         if len(password) < 4:
             raise CommandError("The demo password must have at least 4 characters.")
         with transaction.atomic():
-            users = {role: self._user(email, password, staff=role != "customer", superuser=role == "creator")
-                     for role, email in DEMO_USERS.items()}
+            users = {
+                role: self._user(email, password, staff=role != "customer", superuser=role == "creator")
+                for role, email in DEMO_USERS.items()
+            }
             customer = customer_get_or_create(user=users["customer"])
             customer_update_contact(customer=customer, data=DEMO_CONTACT, by=None)
-            customer_update_social(customer=customer, data={
-                "bio": "Lifelong learner. Building things with clay and code.",
-                "location": "London",
-                "x_username": "danademo",
-                "website_url": "https://example.com/",
-                "directory_opt_in": True,
-            })
+            customer_update_social(
+                customer=customer,
+                data={
+                    "bio": "Lifelong learner. Building things with clay and code.",
+                    "location": "London",
+                    "x_username": "danademo",
+                    "website_url": "https://example.com/",
+                    "directory_opt_in": True,
+                },
+            )
             self._catalogue_and_purchases(customer, by=users["creator"])
         for role, email in DEMO_USERS.items():
             self.stdout.write(f"  {role:<9} {email}")
@@ -70,36 +73,57 @@ class Command(BaseCommand):
         user.is_active = True
         user.set_password(password)
         user.save()
-        EmailAddress.objects.update_or_create(
-            user=user, email=email, defaults={"verified": True, "primary": True}
-        )
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
         customer_get_or_create(user=user)
         return user
 
     def _catalogue_and_purchases(self, customer, *, by):
-        site_settings_update(data={
-            "business_name": "Clay & Code Studio",
-            "business_address": "12 Kiln Lane\nBristol BS1 4DJ\nUnited Kingdom",
-            "business_tax_id": "GB980780684",
-            "business_email": "help@example.com",
-        })
+        site_settings_update(
+            data={
+                "business_name": "Clay & Code Studio",
+                "business_address": "12 Kiln Lane\nBristol BS1 4DJ\nUnited Kingdom",
+                "business_tax_id": "GB980780684",
+                "business_email": "help@example.com",
+            }
+        )
         products = {}
         for slug, name, description in DEMO_PRODUCTS:
-            products[slug], _ = Product.objects.update_or_create(slug=slug, defaults={
-                "name": name, "description": description, "access_url": f"https://learn.example.com/{slug}/"})
+            products[slug], _ = Product.objects.update_or_create(
+                slug=slug,
+                defaults={"name": name, "description": description, "access_url": f"https://learn.example.com/{slug}/"},
+            )
         offers = {}
         for key, (name, kind, amount, interval, installments, product_slugs) in DEMO_OFFERS.items():
-            offers[key], _ = Offer.objects.update_or_create(name=name, defaults={
-                "kind": kind, "price_amount": amount, "currency": "gbp", "interval": interval,
-                "installments": installments})
+            offers[key], _ = Offer.objects.update_or_create(
+                name=name,
+                defaults={
+                    "kind": kind,
+                    "price_amount": amount,
+                    "currency": "gbp",
+                    "interval": interval,
+                    "installments": installments,
+                },
+            )
             offers[key].products.set([products[slug] for slug in product_slugs])
         if Purchase.objects.filter(customer=customer).exists():
             return  # purchases are seeded once; re-running only resets passwords and details
         now = timezone.now()
-        for key, days_ago in [("course", 200), ("membership", 95), ("membership", 65), ("membership", 35),
-                              ("membership", 5), ("ebook", 120), ("plan", 40)]:
-            purchase = purchase_record(customer=customer, offer=offers[key], by=by, tax_rate=Decimal("20"),
-                                       purchased_at=now - timedelta(days=days_ago))
+        for key, days_ago in [
+            ("course", 200),
+            ("membership", 95),
+            ("membership", 65),
+            ("membership", 35),
+            ("membership", 5),
+            ("ebook", 120),
+            ("plan", 40),
+        ]:
+            purchase = purchase_record(
+                customer=customer,
+                offer=offers[key],
+                by=by,
+                tax_rate=Decimal("20"),
+                purchased_at=now - timedelta(days=days_ago),
+            )
             if key == "ebook":
                 refund_record(purchase=purchase, amount=400, reason="Damaged download, partial refund", by=by)
 

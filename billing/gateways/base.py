@@ -1,0 +1,215 @@
+"""The payment boundary: plain dataclasses in and out, one exception tree, one protocol.
+
+Nothing outside `billing/gateways/` knows which payment processor is behind it.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class PaymentError(Exception):
+    """Base of every gateway failure. `user_message` is always safe to show to the customer."""
+
+    default_user_message = _("The payment service could not complete this. Please try again later.")
+    customer_may_see_detail = False
+
+    def __init__(self, detail: str = "", *, code: str = ""):
+        super().__init__(detail or str(self.default_user_message))
+        self.detail = detail
+        self.code = code
+
+    @property
+    def user_message(self) -> str:
+        if self.customer_may_see_detail and self.detail:
+            return self.detail
+        return str(self.default_user_message)
+
+
+class CardDeclined(PaymentError):
+    """Raised when the card issuer declines; the processor's message may be shown to the customer."""
+
+    default_user_message = _("Your card was declined.")
+    customer_may_see_detail = True
+
+
+class AuthenticationRequired(PaymentError):
+    """Raised when the customer must complete 3-D Secure in the browser; the message may be shown."""
+
+    default_user_message = _("Your bank asks you to confirm this card. Please complete the verification.")
+    customer_may_see_detail = False
+
+
+class InvalidRequest(PaymentError):
+    """Raised when the processor refuses the request as invalid; not shown (it names our parameters)."""
+
+
+class NotFound(PaymentError):
+    """Raised when the processor has no such object; not shown to the customer."""
+
+    default_user_message = _("We could not find that payment record.")
+
+
+class TemporarilyUnavailable(PaymentError):
+    """Raised on timeouts, connection errors, 5xx and rate limits after the retries; not shown."""
+
+    default_user_message = _("The payment service is not answering right now. Nothing was changed; please try again.")
+
+
+class IdempotencyConflict(PaymentError):
+    """Raised when an idempotency key was reused with other parameters; not shown to the customer."""
+
+
+class SignatureInvalid(PaymentError):
+    """Raised when a webhook's signature does not verify (forged, tampered or stale); never shown."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    """What we push to the processor's customer record."""
+
+    name: str
+    email: str
+    address: Address = field(default_factory=Address)
+    tax_id_type: str = ""
+    tax_id_value: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayCustomer:
+    id: str
+    email: str
+    name: str
+    default_payment_method_id: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayCard:
+    id: str  # the PaymentMethod id
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    customer_id: str = ""
+
+
+@dataclass(frozen=True)
+class GatewaySetupIntent:
+    id: str
+    client_secret: str
+    status: str
+    payment_method_id: str = ""
+
+
+@dataclass(frozen=True)
+class GatewaySubscription:
+    id: str
+    customer_id: str
+    status: str  # active, trialing, past_due, paused, canceled, incomplete, unpaid …
+    amount: int
+    currency: str
+    interval: str
+    price_id: str
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None = None
+    paused: bool = False
+    default_payment_method_id: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayRefund:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    charge_id: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    id: str
+    type: str
+    object_type: str
+    object_id: str
+    created: datetime | None
+    payload: dict
+
+
+# ---------------------------------------------------------------------------------------------
+# The port
+# ---------------------------------------------------------------------------------------------
+
+
+class PaymentGateway(Protocol):
+    def customer_create(self, *, details: CustomerDetails, idempotency_key: str) -> GatewayCustomer: ...
+
+    def customer_update(
+        self, *, customer_id: str, details: CustomerDetails, idempotency_key: str
+    ) -> GatewayCustomer: ...
+
+    def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer: ...
+
+    def setup_intent_create(self, *, customer_id: str, idempotency_key: str) -> GatewaySetupIntent: ...
+
+    def setup_intent_retrieve(self, *, setup_intent_id: str) -> GatewaySetupIntent: ...
+
+    def card_attach_as_default(
+        self, *, customer_id: str, payment_method_id: str, subscription_ids: list[str], idempotency_key: str
+    ) -> GatewayCard: ...
+
+    def card_retrieve(self, *, payment_method_id: str) -> GatewayCard: ...
+
+    def cards_list(self, *, customer_id: str) -> list[GatewayCard]: ...
+
+    def card_detach(self, *, payment_method_id: str, idempotency_key: str) -> None: ...
+
+    def subscription_retrieve(self, *, subscription_id: str) -> GatewaySubscription: ...
+
+    def subscriptions_list(self, *, customer_id: str) -> list[GatewaySubscription]: ...
+
+    def subscription_set_cancel_at_period_end(
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+    ) -> GatewaySubscription: ...
+
+    def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
+
+    def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund: ...
+
+    def billing_portal_url(self, *, customer_id: str, return_url: str) -> str: ...
+
+    def event_construct(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent: ...
+
+
+@cache
+def _gateway_class(path: str):
+    return import_string(path)
+
+
+def get_gateway() -> PaymentGateway:
+    """The gateway named by settings.PAYMENT_GATEWAY, the way allauth picks its adapter."""
+    return _gateway_class(settings.PAYMENT_GATEWAY)()

@@ -1,0 +1,182 @@
+"""An in-memory gateway for fast tests: succeeds by default, fails on magic values.
+
+Magic payment-method ids: `pm_card_declined` → CardDeclined, `pm_card_3ds` → AuthenticationRequired,
+`pm_timeout` → TemporarilyUnavailable. A customer named `timeout` makes customer calls time out.
+"""
+
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from .base import (
+    AuthenticationRequired,
+    CardDeclined,
+    CustomerDetails,
+    GatewayCard,
+    GatewayCustomer,
+    GatewayEvent,
+    GatewayRefund,
+    GatewaySetupIntent,
+    GatewaySubscription,
+    NotFound,
+    SignatureInvalid,
+    TemporarilyUnavailable,
+)
+
+DECLINE_MESSAGE = "Your card was declined."
+_ids = itertools.count(1)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_fake{next(_ids):06d}"
+
+
+class FakeGateway:
+    """State is per class, so every `get_gateway()` in a test sees the same world; call reset()."""
+
+    customers: dict[str, GatewayCustomer] = {}
+    cards: dict[str, GatewayCard] = {}
+    subscriptions: dict[str, GatewaySubscription] = {}
+    refunds: dict[str, GatewayRefund] = {}
+    calls: list[tuple[str, dict]] = []
+
+    @classmethod
+    def reset(cls):
+        cls.customers, cls.cards, cls.subscriptions, cls.refunds, cls.calls = {}, {}, {}, {}, []
+
+    def _record(self, name, **kwargs):
+        self.calls.append((name, kwargs))
+
+    def _customer(self, customer_id):
+        try:
+            return self.customers[customer_id]
+        except KeyError:
+            raise NotFound(f"no customer {customer_id}") from None
+
+    def customer_create(self, *, details: CustomerDetails, idempotency_key: str) -> GatewayCustomer:
+        self._record("customer_create", details=details, idempotency_key=idempotency_key)
+        if details.name == "timeout":
+            raise TemporarilyUnavailable("timeout")
+        customer = GatewayCustomer(id=_new_id("cus"), email=details.email, name=details.name)
+        self.customers[customer.id] = customer
+        return customer
+
+    def customer_update(self, *, customer_id: str, details: CustomerDetails, idempotency_key: str) -> GatewayCustomer:
+        self._record("customer_update", customer_id=customer_id, details=details, idempotency_key=idempotency_key)
+        if details.name == "timeout":
+            raise TemporarilyUnavailable("timeout")
+        customer = replace(self._customer(customer_id), email=details.email, name=details.name)
+        self.customers[customer_id] = customer
+        return customer
+
+    def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer:
+        return self._customer(customer_id)
+
+    def setup_intent_create(self, *, customer_id: str, idempotency_key: str) -> GatewaySetupIntent:
+        self._customer(customer_id)
+        intent_id = _new_id("seti")
+        return GatewaySetupIntent(id=intent_id, client_secret=f"{intent_id}_secret", status="requires_payment_method")
+
+    def setup_intent_retrieve(self, *, setup_intent_id: str) -> GatewaySetupIntent:
+        return GatewaySetupIntent(id=setup_intent_id, client_secret="", status="succeeded")
+
+    def card_attach_as_default(
+        self, *, customer_id: str, payment_method_id: str, subscription_ids: list[str], idempotency_key: str
+    ) -> GatewayCard:
+        self._record("card_attach_as_default", customer_id=customer_id, payment_method_id=payment_method_id)
+        if payment_method_id == "pm_card_declined":
+            raise CardDeclined(DECLINE_MESSAGE, code="card_declined")
+        if payment_method_id == "pm_card_3ds":
+            raise AuthenticationRequired("", code="authentication_required")
+        if payment_method_id == "pm_timeout":
+            raise TemporarilyUnavailable("timeout")
+        card = self.cards.get(payment_method_id) or GatewayCard(
+            id=payment_method_id, brand="visa", last4="4242", exp_month=12, exp_year=datetime.now(UTC).year + 3
+        )
+        card = replace(card, customer_id=customer_id)
+        self.cards[card.id] = card
+        self.customers[customer_id] = replace(self._customer(customer_id), default_payment_method_id=card.id)
+        for subscription_id in subscription_ids:
+            self.subscriptions[subscription_id] = replace(
+                self.subscriptions[subscription_id], default_payment_method_id=card.id
+            )
+        return card
+
+    def card_retrieve(self, *, payment_method_id: str) -> GatewayCard:
+        try:
+            return self.cards[payment_method_id]
+        except KeyError:
+            raise NotFound(payment_method_id) from None
+
+    def cards_list(self, *, customer_id: str) -> list[GatewayCard]:
+        return [card for card in self.cards.values() if card.customer_id == customer_id]
+
+    def card_detach(self, *, payment_method_id: str, idempotency_key: str) -> None:
+        self._record("card_detach", payment_method_id=payment_method_id)
+        self.cards.pop(payment_method_id, None)
+
+    def subscription_create(
+        self,
+        *,
+        customer_id: str,
+        amount: int,
+        currency: str = "gbp",
+        interval: str = "month",
+        price_id: str = "price_fake",
+    ) -> GatewaySubscription:
+        """Test helper (not in the protocol): an active subscription as a checkout would create it."""
+        subscription = GatewaySubscription(
+            id=_new_id("sub"),
+            customer_id=customer_id,
+            status="active",
+            amount=amount,
+            currency=currency,
+            interval=interval,
+            price_id=price_id,
+            current_period_end=datetime.now(UTC) + timedelta(days=30),
+            cancel_at_period_end=False,
+        )
+        self.subscriptions[subscription.id] = subscription
+        return subscription
+
+    def subscription_retrieve(self, *, subscription_id: str) -> GatewaySubscription:
+        try:
+            return self.subscriptions[subscription_id]
+        except KeyError:
+            raise NotFound(subscription_id) from None
+
+    def subscriptions_list(self, *, customer_id: str) -> list[GatewaySubscription]:
+        return [s for s in self.subscriptions.values() if s.customer_id == customer_id]
+
+    def subscription_set_cancel_at_period_end(
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+    ) -> GatewaySubscription:
+        self._record("subscription_set_cancel_at_period_end", subscription_id=subscription_id, cancel=cancel)
+        subscription = replace(self.subscription_retrieve(subscription_id=subscription_id), cancel_at_period_end=cancel)
+        self.subscriptions[subscription_id] = subscription
+        return subscription
+
+    def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
+        self._record("subscription_cancel_now", subscription_id=subscription_id)
+        subscription = replace(
+            self.subscription_retrieve(subscription_id=subscription_id),
+            status="canceled",
+            canceled_at=datetime.now(UTC),
+        )
+        self.subscriptions[subscription_id] = subscription
+        return subscription
+
+    def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund:
+        self._record("refund_create", charge_id=charge_id, amount=amount, idempotency_key=idempotency_key)
+        existing = next((r for key, r in self.refunds.items() if key == idempotency_key), None)
+        if existing:
+            return existing  # an idempotent retry returns the same refund
+        refund = GatewayRefund(id=_new_id("re"), amount=amount, currency="gbp", status="succeeded", charge_id=charge_id)
+        self.refunds[idempotency_key] = refund
+        return refund
+
+    def billing_portal_url(self, *, customer_id: str, return_url: str) -> str:
+        return f"https://billing.example.com/p/session/{customer_id}?return={return_url}"
+
+    def event_construct(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent:
+        raise SignatureInvalid("the fake gateway verifies no signatures; use the Stripe gateway")
