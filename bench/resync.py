@@ -112,9 +112,8 @@ def main() -> None:
 
     heavy_ms = statistics.median(heavy_times) * 1000
     light_ms = statistics.median(light_times) * 1000
-    print(
-        f"database: {connection.vendor} {'.'.join(map(str, connection.pg_version // 10000 and divmod(connection.pg_version, 10000))) if connection.vendor == 'postgresql' else ''}"
-    )
+    pg = connection.pg_version if connection.vendor == "postgresql" else 0
+    print(f"database: {connection.vendor} {pg // 10000}.{pg % 10000}" if pg else f"database: {connection.vendor}")
     print(f"receipts resynced per save: {followed} of {args.receipts}")
     print(f"UPDATE statements on purchases_receipt per save: {sorted(update_counts)}")
     print(
