@@ -20,7 +20,7 @@ CONTROL_CHARACTERS = _("Remove the control characters (such as NUL) from this fi
 MARKUP_NOT_ALLOWED = _("Angle brackets < > are not allowed here.")
 WEBSITE_NOT_HTTPS = _("Enter an address that starts with https://")
 
-_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _PHONE = re.compile(r"\+?[0-9 ().\-]{6,24}")
 
 

@@ -38,13 +38,26 @@ def customer_get_or_create(*, user: User) -> Customer:
         return customer
 
 
+def _same(old, new) -> bool:
+    if type(old) is not type(new):
+        return str(old or "") == str(new or "")
+    return old == new
+
+
 def _apply(customer: Customer, data: dict, allowed: tuple[str, ...]) -> dict[str, list]:
-    """Set the allowed fields that differ; return {field: [old, new]} for each one changed."""
+    """Set the allowed fields on the customer; return {field: [old, new]} for each that differs from the
+    stored row. The stored row is the reference because a bound ModelForm has already copied the submitted
+    values onto the instance it was given."""
+    fields = [field for field in allowed if field in data]
+    if not fields:
+        return {}
+    stored = Customer.objects.filter(pk=customer.pk).values(*fields).first() or {}
     changed = {}
-    for field in allowed:
-        if field in data and getattr(customer, field) != data[field]:
-            changed[field] = [str(getattr(customer, field)), str(data[field])]
-            setattr(customer, field, data[field])
+    for field in fields:
+        old, new = stored.get(field), data[field]
+        if not _same(old, new):
+            changed[field] = [str(old or ""), str(new or "")]
+        setattr(customer, field, new)
     return changed
 
 

@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 
 from . import views
 
@@ -20,7 +19,6 @@ if settings.SERVE_MEDIA:
     urlpatterns.append(
         re_path(
             r"^media/(?P<path>(?:avatars/[0-9a-f]{32}\.webp|site/[\w.-]+\.(?:png|jpe?g|webp|gif)))$",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
+            views.media,
         )
     )

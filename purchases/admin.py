@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.urls import path, reverse
@@ -8,8 +9,8 @@ from portal.selectors import site_settings_get
 
 from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
 from .money import format_money
-from .pdf import receipt_pdf
-from .services import access_grant, access_revoke
+from .pdf import receipt_filename, receipt_pdf
+from .services import GRANT_PURCHASE_OF_ANOTHER_CUSTOMER, access_grant, access_revoke, purchase_record
 
 
 @admin.register(Product)
@@ -77,13 +78,49 @@ class PurchaseAdmin(admin.ModelAdmin):
     readonly_fields = ["amount_refunded", "status"]
     inlines = [ReceiptInline, AccessGrantInline, RefundInline]
 
+    def get_fields(self, request, obj=None):
+        if obj is None:  # recording a sale by hand: who bought which offer, for how much, when
+            return ["customer", "offer", "amount", "purchased_at"]
+        return super().get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request):
+        return {"amount": None}
+
+    def save_model(self, request, obj, form, change):
+        """A sale added by hand is recorded like any other: access granted and a receipt issued."""
+        if change:
+            return super().save_model(request, obj, form, change)
+        recorded = purchase_record(
+            customer=obj.customer,
+            offer=obj.offer,
+            amount=form.cleaned_data.get("amount"),
+            purchased_at=obj.purchased_at,
+            by=request.user,
+        )
+        obj.pk = recorded.pk
+        obj.currency = recorded.currency
+
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, purchase):
         return format_money(purchase.amount, purchase.currency)
 
 
+class AccessGrantForm(forms.ModelForm):
+    class Meta:
+        model = AccessGrant
+        fields = ["customer", "product", "purchase"]
+
+    def clean(self):
+        cleaned = super().clean()
+        purchase, customer = cleaned.get("purchase"), cleaned.get("customer")
+        if purchase and customer and purchase.customer_id != customer.pk:
+            self.add_error("purchase", GRANT_PURCHASE_OF_ANOTHER_CUSTOMER)
+        return cleaned
+
+
 @admin.register(AccessGrant)
 class AccessGrantAdmin(admin.ModelAdmin):
+    form = AccessGrantForm
     list_display = ["product", "customer", "purchase", "granted_at", "revoked_at"]
     list_filter = ["product", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["customer__full_name", "customer__email", "product__name"]
@@ -149,5 +186,5 @@ class ReceiptAdmin(admin.ModelAdmin):
         if receipt is None or not self.has_view_permission(request, receipt):
             return HttpResponse(status=404)
         response = HttpResponse(receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="receipt-{receipt.number}.pdf"'
+        response["Content-Disposition"] = f'attachment; filename="{receipt_filename(receipt)}"'
         return response

@@ -26,6 +26,12 @@ def _register_fonts() -> None:
     pdfmetrics.registerFont(TTFont(FONT_BOLD, "VeraBd.ttf"))
 
 
+def receipt_filename(receipt: Receipt) -> str:
+    """The download's file name, chosen by us: ASCII letters, digits and hyphens only."""
+    safe_number = "".join(ch for ch in receipt.number if ch.isascii() and (ch.isalnum() or ch == "-"))
+    return f"receipt-{safe_number or receipt.pk}.pdf"
+
+
 def _date(value) -> str:
     return formats.date_format(timezone.localtime(value), "DATE_FORMAT")
 

@@ -13,6 +13,7 @@ from portal.selectors import site_settings_get
 from portal.services import audit_record
 
 from .models import AccessGrant, Offer, Product, Purchase, PurchaseStatus, Receipt, ReceiptSequence, Refund
+from .money import format_money
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ BILLING_SNAPSHOT_FIELDS = {
 REFUND_TOO_LARGE = _("A refund of %(amount)s is more than the %(remaining)s left on this purchase.")
 REFUND_NOT_POSITIVE = _("A refund must be more than zero.")
 CORRECTION_NOT_NEEDED = _("This receipt already shows your current billing details.")
+GRANT_PURCHASE_OF_ANOTHER_CUSTOMER = _("That purchase belongs to another customer.")
 CORRECTION_NOT_FROZEN = _("Receipts follow your details automatically; no corrected copy is needed.")
 
 
@@ -116,6 +118,8 @@ def receipt_issue(
 @transaction.atomic
 def access_grant(*, customer: Customer, product: Product, purchase: Purchase | None = None, by=None) -> AccessGrant:
     """Give the customer access to the product (idempotent per purchase)."""
+    if purchase is not None and purchase.customer_id != customer.pk:
+        raise PurchaseError(GRANT_PURCHASE_OF_ANOTHER_CUSTOMER)
     grant, created = AccessGrant.objects.get_or_create(
         customer=customer, product=product, purchase=purchase, revoked_at=None, defaults={"granted_by": by}
     )
@@ -185,7 +189,13 @@ def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None,
     if amount <= 0:
         raise PurchaseError(REFUND_NOT_POSITIVE)
     if amount > purchase.amount_remaining:
-        raise PurchaseError(REFUND_TOO_LARGE, {"amount": amount, "remaining": purchase.amount_remaining})
+        raise PurchaseError(
+            REFUND_TOO_LARGE,
+            {
+                "amount": format_money(amount, purchase.currency),
+                "remaining": format_money(purchase.amount_remaining, purchase.currency),
+            },
+        )
     refund = Refund.objects.create(
         purchase=purchase,
         amount=amount,
@@ -226,8 +236,13 @@ def receipt_issue_correction(*, receipt: Receipt, by=None) -> Receipt:
     """Frozen mode: issue a corrected copy with the current details; the original stays as issued."""
     if not site_settings_get().is_frozen:
         raise PurchaseError(CORRECTION_NOT_FROZEN)
+    receipt = Receipt.objects.select_for_update().get(pk=receipt.pk)  # one correction at a time per receipt
     current = billing_snapshot(receipt.customer)
-    if all(getattr(receipt, column) == value for column, value in current.items()):
+
+    def shows_current(candidate: Receipt) -> bool:
+        return all(getattr(candidate, column) == value for column, value in current.items())
+
+    if shows_current(receipt) or any(shows_current(copy) for copy in receipt.corrections.all()):
         raise PurchaseError(CORRECTION_NOT_NEEDED)
     correction = receipt_issue(
         purchase=receipt.purchase, tax_rate=receipt.tax_rate, lines=receipt.lines, corrects=receipt

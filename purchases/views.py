@@ -10,6 +10,7 @@ from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_get
 
 from . import selectors
+from .pdf import receipt_filename
 from .pdf import receipt_pdf as render_receipt_pdf
 from .services import PurchaseError, receipt_issue_correction
 
@@ -46,9 +47,7 @@ def receipt_pdf(request, number):
     response = HttpResponse(
         render_receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf"
     )
-    # The file name is ours, built from the receipt number (letters, digits, hyphens only).
-    safe_number = "".join(ch for ch in receipt.number if ch.isalnum() or ch == "-")
-    response["Content-Disposition"] = f'attachment; filename="receipt-{safe_number}.pdf"'
+    response["Content-Disposition"] = f'attachment; filename="{receipt_filename(receipt)}"'
     return response
 
 

@@ -33,3 +33,88 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     city = factory.Faker("city")
     postal_code = factory.Faker("postcode")
     country = "GB"
+
+
+class ListedCustomerFactory(CustomerFactory):
+    """A customer who opted in to the directory. No password is hashed, so dozens are cheap to make."""
+
+    user = factory.SubFactory(UserFactory, password=None)
+    directory_opt_in = True
+    bio = factory.Faker("sentence")
+    location = factory.Faker("city")
+
+
+# --- Purchases -----------------------------------------------------------------------------------
+# Models are named as strings and services imported where used, so this block needs no new imports.
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "purchases.Product"
+
+    name = factory.Sequence(lambda n: f"Product {n}")
+    slug = factory.Sequence(lambda n: f"product-{n}")
+    access_url = factory.LazyAttribute(lambda product: f"https://learn.example.com/{product.slug}/")
+
+
+class OfferFactory(factory.django.DjangoModelFactory):
+    """A one-time offer of 49.00 GBP granting one new product (pass products=[...] to choose them)."""
+
+    class Meta:
+        model = "purchases.Offer"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Offer {n}")
+    kind = "one_time"
+    price_amount = 4900
+    currency = "gbp"
+
+    @factory.post_generation
+    def products(self, create, extracted, **kwargs):
+        if create:
+            self.products.set(extracted if extracted is not None else [ProductFactory()])
+
+
+class PurchaseFactory(factory.django.DjangoModelFactory):
+    """A bare purchase row: no access grants, no receipt. Use RecordedPurchaseFactory for a real sale."""
+
+    class Meta:
+        model = "purchases.Purchase"
+
+    customer = factory.SubFactory(CustomerFactory)
+    offer = factory.SubFactory(OfferFactory)
+    amount = factory.LazyAttribute(lambda purchase: purchase.offer.price_amount)
+    currency = factory.LazyAttribute(lambda purchase: purchase.offer.currency)
+
+
+class RecordedPurchaseFactory(factory.django.DjangoModelFactory):
+    """A sale recorded through purchases.services.purchase_record: purchase, access grants and receipt."""
+
+    class Meta:
+        model = "purchases.Purchase"
+
+    customer = factory.SubFactory(CustomerFactory)
+    offer = factory.SubFactory(OfferFactory)
+    tax_rate = 0
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from purchases.services import purchase_record
+
+        return purchase_record(**kwargs)
+
+
+class ReceiptFactory(factory.django.DjangoModelFactory):
+    """A receipt issued through purchases.services.receipt_issue (numbered, with the billing snapshot)."""
+
+    class Meta:
+        model = "purchases.Receipt"
+
+    purchase = factory.SubFactory(PurchaseFactory)
+    tax_rate = 0
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from purchases.services import receipt_issue
+
+        return receipt_issue(**kwargs)
