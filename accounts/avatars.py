@@ -18,6 +18,7 @@ _SIGNATURES = {
 AVATAR_TOO_LARGE = _("The image is larger than %(limit)s MB. Please choose a smaller file.")
 AVATAR_WRONG_TYPE = _("Choose a JPEG, PNG or WebP image.")
 AVATAR_TOO_MANY_PIXELS = _("The image is %(width)s × %(height)s pixels; the limit is %(limit)s megapixels.")
+AVATAR_BOMB = _("The image has far too many pixels; the limit is %(limit)s megapixels.")
 AVATAR_UNREADABLE = _("The image could not be read. It may be damaged or incomplete.")
 AVATAR_EMPTY = _("The file is empty.")
 
@@ -44,7 +45,7 @@ def avatar_inspect(upload) -> str:
     if upload.size == 0:
         raise AvatarError(AVATAR_EMPTY)
     if upload.size > settings.AVATAR_MAX_BYTES:
-        raise AvatarError(AVATAR_TOO_LARGE, {"limit": settings.AVATAR_MAX_BYTES // (1024 * 1024)})
+        raise AvatarError(AVATAR_TOO_LARGE, {"limit": f"{settings.AVATAR_MAX_BYTES / 1048576:g}"})
     upload.seek(0)
     fmt = _sniff_format(upload.read(16))
     upload.seek(0)
@@ -57,7 +58,7 @@ def avatar_inspect(upload) -> str:
             with Image.open(upload, formats=[fmt]) as image:
                 width, height = image.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise AvatarError(AVATAR_TOO_MANY_PIXELS, _pixel_params(0, 0)) from None
+        raise AvatarError(AVATAR_BOMB, {"limit": _megapixels()}) from None
     except (OSError, SyntaxError, ValueError):
         raise AvatarError(AVATAR_UNREADABLE) from None
     finally:
@@ -67,8 +68,12 @@ def avatar_inspect(upload) -> str:
     return fmt
 
 
+def _megapixels() -> str:
+    return f"{round(settings.AVATAR_MAX_PIXELS / 1e6, 1):g}"
+
+
 def _pixel_params(width, height):
-    return {"width": width or "?", "height": height or "?", "limit": round(settings.AVATAR_MAX_PIXELS / 1e6, 1)}
+    return {"width": width, "height": height, "limit": _megapixels()}
 
 
 def avatar_reencode(upload) -> ContentFile:
@@ -80,6 +85,8 @@ def avatar_reencode(upload) -> ContentFile:
             image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
             image.load()
             image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I"):  # 16/32-bit greyscale: scale to 8 bits, don't clip to white
+                image = image.point(lambda value: value / 256).convert("L")
             image = image.convert("RGBA" if image.mode in {"RGBA", "LA", "P", "PA"} else "RGB")
             square = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):

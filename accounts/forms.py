@@ -30,6 +30,14 @@ def reject_control_characters(value: str) -> None:
         raise forms.ValidationError(CONTROL_CHARACTERS, code="control_characters")
 
 
+LINE_BREAKS = _("This field is a single line; remove the line breaks and tabs.")
+
+
+def reject_line_breaks(value: str) -> None:
+    if value and any(ch in value for ch in "\n\r\t"):
+        raise forms.ValidationError(LINE_BREAKS, code="line_breaks")
+
+
 def reject_markup(value: str) -> None:
     if value and ("<" in value or ">" in value):
         raise forms.ValidationError(MARKUP_NOT_ALLOWED, code="markup")
@@ -44,6 +52,8 @@ class PortalFormMixin:
         for name, field in self.fields.items():
             if isinstance(field, forms.CharField):
                 field.validators = [*field.validators, reject_control_characters]
+                if not isinstance(field.widget, forms.Textarea):
+                    field.validators.append(reject_line_breaks)
                 if name in self.plain_text_fields:
                     field.validators.append(reject_markup)
 

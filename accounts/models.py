@@ -120,11 +120,16 @@ class Customer(models.Model):
         return self.full_name or self.email.split("@")[0]
 
     @property
+    def public_name(self) -> str:
+        """The name other customers see: never derived from the email address."""
+        return self.full_name or str(_("A customer"))
+
+    @property
     def initials(self) -> str:
         words = [w for w in self.full_name.split() if w[:1].isalpha()]
         if words:
             return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
-        return (self.email[:1] or "?").upper()
+        return "?"
 
     @property
     def address_lines(self) -> list[str]:

@@ -10,7 +10,6 @@ def directory_customers(*, query: str = "") -> QuerySet[Customer]:
     """Customers who opted in to the directory, by name, optionally filtered by a name search."""
     customers = Customer.objects.filter(directory_opt_in=True, user__is_active=True).only(
         "full_name",
-        "email",
         "avatar",
         "bio",
         "location",

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from . import views
 
@@ -9,6 +10,7 @@ portal_patterns = [path("", views.home, name="home")]
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
     path("", include("accounts.urls")),
     path("purchases/", include("purchases.urls")),
     path("accounts/", include("allauth.urls")),

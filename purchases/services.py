@@ -35,6 +35,7 @@ REFUND_TOO_LARGE = _("A refund of %(amount)s is more than the %(remaining)s left
 REFUND_NOT_POSITIVE = _("A refund must be more than zero.")
 CORRECTION_NOT_NEEDED = _("This receipt already shows your current billing details.")
 GRANT_PURCHASE_OF_ANOTHER_CUSTOMER = _("That purchase belongs to another customer.")
+CORRECTION_EXISTS = _("A corrected copy with your current details already exists: %(number)s.")
 CORRECTION_NOT_FROZEN = _("Receipts follow your details automatically; no corrected copy is needed.")
 
 
@@ -242,8 +243,11 @@ def receipt_issue_correction(*, receipt: Receipt, by=None) -> Receipt:
     def shows_current(candidate: Receipt) -> bool:
         return all(getattr(candidate, column) == value for column, value in current.items())
 
-    if shows_current(receipt) or any(shows_current(copy) for copy in receipt.corrections.all()):
+    if shows_current(receipt):
         raise PurchaseError(CORRECTION_NOT_NEEDED)
+    existing = next((copy for copy in receipt.corrections.all() if shows_current(copy)), None)
+    if existing is not None:
+        raise PurchaseError(CORRECTION_EXISTS, {"number": existing.number})
     correction = receipt_issue(
         purchase=receipt.purchase, tax_rate=receipt.tax_rate, lines=receipt.lines, corrects=receipt
     )

@@ -1,15 +1,10 @@
+import os
 import shutil
 import subprocess
 
 import pytest
 
 from tests.factories import UserFactory
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Customers made by the factories get a hashed password; a fast hasher keeps setup cheap."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -40,11 +35,14 @@ def pdf_text():
     """Return a function giving the text of a PDF, read with poppler's pdftotext (skip when missing)."""
     executable = shutil.which("pdftotext")
     if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext is required in CI: apt-get install poppler-utils")
         pytest.skip("pdftotext (poppler-utils) is not installed")
 
     def extract(data: bytes) -> str:
-        result = subprocess.run([executable, "-layout", "-enc", "UTF-8", "-", "-"], input=data,
-                                capture_output=True, check=True, timeout=30)
+        result = subprocess.run(
+            [executable, "-layout", "-enc", "UTF-8", "-", "-"], input=data, capture_output=True, check=True, timeout=30
+        )
         return result.stdout.decode()
 
     return extract

@@ -11,8 +11,9 @@ from tests.factories import OfferFactory, ProductFactory, RecordedPurchaseFactor
 
 pytestmark = pytest.mark.django_db
 
-NO_INLINE_FORMS = {f"{prefix}-{key}": 0 for prefix in ["receipts", "grants", "refunds"]
-                   for key in ["TOTAL_FORMS", "INITIAL_FORMS"]}
+NO_INLINE_FORMS = {
+    f"{prefix}-{key}": 0 for prefix in ["receipts", "grants", "refunds"] for key in ["TOTAL_FORMS", "INITIAL_FORMS"]
+}
 
 
 # --- receipts --------------------------------------------------------------------------------------
@@ -57,8 +58,9 @@ def test_a_receipt_is_shown_read_only_and_cannot_be_changed(superuser_client, cu
     before = Receipt.objects.filter(pk=receipt.pk).values().get()
 
     page = superuser_client.get(f"/admin/purchases/receipt/{receipt.pk}/change/")
-    post = superuser_client.post(f"/admin/purchases/receipt/{receipt.pk}/change/",
-                                 {"billing_name": "Changed", "total": 1})
+    post = superuser_client.post(
+        f"/admin/purchases/receipt/{receipt.pk}/change/", {"billing_name": "Changed", "total": 1}
+    )
 
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
@@ -73,8 +75,9 @@ def test_receipts_cannot_be_deleted_in_the_admin(superuser_client, customer):
     listing = superuser_client.get("/admin/purchases/receipt/").content.decode()
     page = superuser_client.get(f"/admin/purchases/receipt/{receipt.pk}/delete/")
     post = superuser_client.post(f"/admin/purchases/receipt/{receipt.pk}/delete/", {"post": "yes"})
-    bulk = superuser_client.post("/admin/purchases/receipt/", {"action": "delete_selected",
-                                                               "_selected_action": [receipt.pk], "post": "yes"})
+    bulk = superuser_client.post(
+        "/admin/purchases/receipt/", {"action": "delete_selected", "_selected_action": [receipt.pk], "post": "yes"}
+    )
 
     assert 'value="delete_selected"' not in listing
     assert (page.status_code, post.status_code) == (403, 403)
@@ -88,13 +91,19 @@ def test_receipts_cannot_be_deleted_in_the_admin(superuser_client, customer):
 def test_granting_access_in_the_admin_goes_through_the_service(superuser_client, superuser, customer):
     product = ProductFactory(name="Pottery Basics")
 
-    response = superuser_client.post("/admin/purchases/accessgrant/add/",
-                                     {"customer": customer.pk, "product": product.pk, "purchase": ""})
+    response = superuser_client.post(
+        "/admin/purchases/accessgrant/add/", {"customer": customer.pk, "product": product.pk, "purchase": ""}
+    )
 
     assert response.status_code == 302
     grant = AccessGrant.objects.get()
     assert (grant.customer, grant.product, grant.purchase, grant.granted_by, grant.revoked_at) == (
-        customer, product, None, superuser, None)
+        customer,
+        product,
+        None,
+        superuser,
+        None,
+    )
     entry = AuditEntry.objects.get(action="access.granted")
     assert (entry.customer, entry.actor, entry.actor_kind) == (customer, superuser, "staff")
     assert entry.changes == {"product": "Pottery Basics", "purchase": None}
@@ -116,8 +125,10 @@ def test_a_grant_cannot_be_edited_or_deleted_in_the_admin(superuser_client, cust
     grant = access_grant(customer=customer, product=ProductFactory())
     other_product = ProductFactory()
 
-    change = superuser_client.post(f"/admin/purchases/accessgrant/{grant.pk}/change/",
-                                   {"customer": customer.pk, "product": other_product.pk, "purchase": ""})
+    change = superuser_client.post(
+        f"/admin/purchases/accessgrant/{grant.pk}/change/",
+        {"customer": customer.pk, "product": other_product.pk, "purchase": ""},
+    )
     delete = superuser_client.post(f"/admin/purchases/accessgrant/{grant.pk}/delete/", {"post": "yes"})
 
     assert (change.status_code, delete.status_code) == (403, 403)
@@ -129,8 +140,11 @@ def test_the_revoke_action_revokes_the_selected_grants(superuser_client, superus
     second = access_grant(customer=other_customer, product=ProductFactory(name="Second"))
     kept = access_grant(customer=customer, product=ProductFactory(name="Kept"))
 
-    response = superuser_client.post("/admin/purchases/accessgrant/", {
-        "action": "revoke_selected", "_selected_action": [first.pk, second.pk]}, follow=True)
+    response = superuser_client.post(
+        "/admin/purchases/accessgrant/",
+        {"action": "revoke_selected", "_selected_action": [first.pk, second.pk]},
+        follow=True,
+    )
 
     assert "2 grants revoked." in response.content.decode()
     for grant in (first, second):
@@ -149,8 +163,9 @@ def test_the_revoke_action_skips_grants_already_revoked(superuser_client, staff_
     grant = access_grant(customer=customer, product=ProductFactory())
     access_revoke(grant=grant, by=staff_user, reason="chargeback")
 
-    response = superuser_client.post("/admin/purchases/accessgrant/", {
-        "action": "revoke_selected", "_selected_action": [grant.pk]}, follow=True)
+    response = superuser_client.post(
+        "/admin/purchases/accessgrant/", {"action": "revoke_selected", "_selected_action": [grant.pk]}, follow=True
+    )
 
     assert "0 grants revoked." in response.content.decode()
     grant.refresh_from_db()
@@ -174,10 +189,18 @@ def test_adding_a_purchase_in_the_admin_records_it_like_a_sale(superuser_client,
     product = ProductFactory()
     offer = OfferFactory(price_amount=4900, products=[product])
 
-    response = superuser_client.post("/admin/purchases/purchase/add/", {
-        "customer": customer.pk, "offer": offer.pk, "amount": 4900, "currency": "gbp",
-        "purchased_at_0": "2026-01-01", "purchased_at_1": "10:00:00", **NO_INLINE_FORMS,
-    })
+    response = superuser_client.post(
+        "/admin/purchases/purchase/add/",
+        {
+            "customer": customer.pk,
+            "offer": offer.pk,
+            "amount": 4900,
+            "currency": "gbp",
+            "purchased_at_0": "2026-01-01",
+            "purchased_at_1": "10:00:00",
+            **NO_INLINE_FORMS,
+        },
+    )
 
     assert response.status_code == 302
     purchase = Purchase.objects.get(offer=offer)

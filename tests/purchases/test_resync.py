@@ -9,6 +9,7 @@ from portal.models import AuditEntry
 from portal.services import site_settings_update
 from purchases.models import Receipt
 from purchases.services import (
+    CORRECTION_EXISTS,
     CORRECTION_NOT_FROZEN,
     CORRECTION_NOT_NEEDED,
     PurchaseError,
@@ -29,15 +30,25 @@ NEW_ADDRESS = {
     "country": "IE",
 }
 BILLING_COLUMNS = [
-    "billing_name", "billing_email", "billing_tax_id_type", "billing_tax_id", "billing_address_line1",
-    "billing_address_line2", "billing_city", "billing_region", "billing_postal_code", "billing_country",
+    "billing_name",
+    "billing_email",
+    "billing_tax_id_type",
+    "billing_tax_id",
+    "billing_address_line1",
+    "billing_address_line2",
+    "billing_city",
+    "billing_region",
+    "billing_postal_code",
+    "billing_country",
     "billing_updated_at",
 ]
 
 
 def stored_billing(receipts):
-    return {r["number"]: r for r in Receipt.objects.filter(pk__in=[x.pk for x in receipts]).values(
-        "number", *BILLING_COLUMNS)}
+    return {
+        r["number"]: r
+        for r in Receipt.objects.filter(pk__in=[x.pk for x in receipts]).values("number", *BILLING_COLUMNS)
+    }
 
 
 def stored_receipt(receipt):
@@ -66,8 +77,13 @@ def test_a_new_address_rewrites_all_the_customers_receipts(customer):
         assert receipt.billing_country == "IE"
         assert receipt.billing_email == customer.email
         assert receipt.billing_updated_at is not None
-        assert receipt.billing_address_lines == ["2 Harbour Road", "Unit 5", "LS1 4AP Leeds", "West Yorkshire",
-                                                 "Ireland"]
+        assert receipt.billing_address_lines == [
+            "2 Harbour Road",
+            "Unit 5",
+            "LS1 4AP Leeds",
+            "West Yorkshire",
+            "Ireland",
+        ]
 
 
 def test_a_new_address_leaves_other_customers_receipts_alone(customer, other_customer):
@@ -92,11 +108,14 @@ def test_a_resync_is_audited_with_the_number_of_receipts(customer):
     assert entry.changes == {"count": 3}
 
 
-@pytest.mark.parametrize("field, value, column", [
-    ("email", "renamed@example.com", "billing_email"),
-    ("tax_id_value", "GB980780684", "billing_tax_id"),
-    ("full_name", "Someone Else", "billing_name"),
-])
+@pytest.mark.parametrize(
+    "field, value, column",
+    [
+        ("email", "renamed@example.com", "billing_email"),
+        ("tax_id_value", "GB980780684", "billing_tax_id"),
+        ("full_name", "Someone Else", "billing_name"),
+    ],
+)
 def test_each_billing_field_change_reaches_the_receipts(customer, field, value, column):
     receipt = RecordedPurchaseFactory(customer=customer).receipts.get()
 
@@ -126,8 +145,21 @@ def test_ten_thousand_receipts_are_resynced_in_one_update_statement(customer, ot
     purchase = PurchaseFactory(customer=customer)
     snapshot = billing_snapshot(customer)
     Receipt.objects.bulk_create(
-        [Receipt(number=f"BULK-{n:06d}", prefix="BULK", sequence=n, purchase=purchase, customer=customer,
-                 currency="gbp", lines=[], subtotal=4900, total=4900, **snapshot) for n in range(1, 10_001)],
+        [
+            Receipt(
+                number=f"BULK-{n:06d}",
+                prefix="BULK",
+                sequence=n,
+                purchase=purchase,
+                customer=customer,
+                currency="gbp",
+                lines=[],
+                subtotal=4900,
+                total=4900,
+                **snapshot,
+            )
+            for n in range(1, 10_001)
+        ],
         batch_size=1000,
     )
     theirs = RecordedPurchaseFactory(customer=other_customer).receipts.get()
@@ -135,11 +167,11 @@ def test_ten_thousand_receipts_are_resynced_in_one_update_statement(customer, ot
     with CaptureQueriesContext(connection) as queries:
         customer_update_contact(customer=customer, data=NEW_ADDRESS, by=customer.user)
 
-    receipt_updates = [q["sql"] for q in queries.captured_queries
-                       if q["sql"].startswith('UPDATE "purchases_receipt"')]
+    receipt_updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "purchases_receipt"')]
     assert len(receipt_updates) == 1
-    assert Receipt.objects.filter(customer=customer, billing_city="Leeds", billing_name="Dana Newname").count() \
-        == 10_000
+    assert (
+        Receipt.objects.filter(customer=customer, billing_city="Leeds", billing_name="Dana Newname").count() == 10_000
+    )
     assert Receipt.objects.get(pk=theirs.pk).billing_city == other_customer.city
     assert AuditEntry.objects.get(action="receipts.resynced").changes == {"count": 10_000}
 
@@ -175,8 +207,9 @@ def test_in_frozen_mode_a_contact_change_leaves_receipts_as_issued(customer, fro
 
 
 def test_a_correction_is_a_new_receipt_with_the_current_details_pointing_at_the_original(customer, frozen_mode):
-    original = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(name="Course", price_amount=4900),
-                                       tax_rate=20).receipts.get()
+    original = RecordedPurchaseFactory(
+        customer=customer, offer=OfferFactory(name="Course", price_amount=4900), tax_rate=20
+    ).receipts.get()
     customer_update_contact(customer=customer, data=NEW_ADDRESS, by=customer.user)
     original_row = stored_receipt(original)
 
@@ -188,11 +221,14 @@ def test_a_correction_is_a_new_receipt_with_the_current_details_pointing_at_the_
     assert correction.corrects == original
     assert correction.purchase == original.purchase
     assert correction.customer == customer
-    assert (correction.billing_name, correction.billing_address_line1, correction.billing_city,
-            correction.billing_country) == ("Dana Newname", "2 Harbour Road", "Leeds", "IE")
+    assert (
+        correction.billing_name,
+        correction.billing_address_line1,
+        correction.billing_city,
+        correction.billing_country,
+    ) == ("Dana Newname", "2 Harbour Road", "Leeds", "IE")
     assert correction.lines == original.lines
-    assert (correction.total, correction.tax_amount, correction.subtotal, correction.tax_rate) == (
-        4900, 817, 4083, 20)
+    assert (correction.total, correction.tax_amount, correction.subtotal, correction.tax_rate) == (4900, 817, 4083, 20)
     assert correction.issued_at > original.issued_at
     assert stored_receipt(original) == original_row
     entry = AuditEntry.objects.get(action="receipt.corrected")
@@ -316,8 +352,7 @@ def test_the_receipt_page_offers_a_correction_only_in_frozen_mode(client_logged_
     assert "Receipts keep the details they were issued with." in frozen_html
 
 
-def test_asking_twice_for_a_correction_with_the_same_details_issues_one_copy(client_logged_in, customer,
-                                                                             frozen_mode):
+def test_asking_twice_for_a_correction_with_the_same_details_issues_one_copy(client_logged_in, customer, frozen_mode):
     """A double-clicked "Get a corrected copy" must not use up a second receipt number."""
     original = RecordedPurchaseFactory(customer=customer).receipts.get()
     customer_update_contact(customer=customer, data=NEW_ADDRESS, by=customer.user)
@@ -326,4 +361,18 @@ def test_asking_twice_for_a_correction_with_the_same_details_issues_one_copy(cli
     client_logged_in.post(f"/purchases/receipts/{original.number}/correct/")
 
     assert list(Receipt.objects.order_by("pk").values_list("number", "corrects__number")) == [
-        ("R-000001", None), ("R-000002", "R-000001")]
+        ("R-000001", None),
+        ("R-000002", "R-000001"),
+    ]
+
+
+def test_a_second_correction_names_the_copy_that_already_shows_the_details(customer, frozen_mode):
+    original = RecordedPurchaseFactory(customer=customer).receipts.get()
+    customer_update_contact(customer=customer, data=NEW_ADDRESS, by=customer.user)
+    correction = receipt_issue_correction(receipt=original, by=customer.user)
+
+    with pytest.raises(PurchaseError) as error:
+        receipt_issue_correction(receipt=original, by=customer.user)
+
+    assert error.value.message == str(CORRECTION_EXISTS) % {"number": correction.number}
+    assert Receipt.objects.count() == 2

@@ -36,13 +36,24 @@ def test_recording_a_purchase_stores_the_purchase_grants_each_product_and_issues
     offer = OfferFactory(name="Bundle", price_amount=4900, currency="gbp", products=[course, community])
     paid_at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
-    purchase = purchase_record(customer=customer, offer=offer, tax_rate=Decimal("20"), purchased_at=paid_at,
-                               by=staff_user, stripe_invoice_id="in_123")
+    purchase = purchase_record(
+        customer=customer,
+        offer=offer,
+        tax_rate=Decimal("20"),
+        purchased_at=paid_at,
+        by=staff_user,
+        stripe_invoice_id="in_123",
+    )
 
     stored = Purchase.objects.get()
     assert stored == purchase
     assert (stored.customer, stored.offer, stored.amount, stored.amount_refunded, stored.currency) == (
-        customer, offer, 4900, 0, "gbp")
+        customer,
+        offer,
+        4900,
+        0,
+        "gbp",
+    )
     assert stored.status == PurchaseStatus.PAID
     assert stored.purchased_at == paid_at
     assert stored.stripe_invoice_id == "in_123"
@@ -106,8 +117,7 @@ def test_the_receipt_falls_back_to_the_sign_in_address_when_the_contact_email_is
 
 
 def test_the_receipt_splits_included_tax_out_of_the_total(customer):
-    purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(price_amount=4900),
-                                       tax_rate=Decimal("20"))
+    purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(price_amount=4900), tax_rate=Decimal("20"))
 
     receipt = Receipt.objects.get(purchase=purchase)
     assert (receipt.total, receipt.tax_amount, receipt.subtotal) == (4900, 817, 4083)
@@ -147,8 +157,7 @@ def test_recording_a_purchase_audits_each_grant_and_the_sale(customer, staff_use
 def test_a_purchase_recorded_by_the_system_is_audited_as_system(customer):
     purchase_record(customer=customer, offer=OfferFactory())
 
-    assert set(AuditEntry.objects.filter(customer=customer).values_list("actor", "actor_kind")) == {
-        (None, "system")}
+    assert set(AuditEntry.objects.filter(customer=customer).values_list("actor", "actor_kind")) == {(None, "system")}
 
 
 # --- receipt numbering -----------------------------------------------------------------------------
@@ -173,10 +182,20 @@ def test_a_new_prefix_starts_at_one_and_the_old_prefix_carries_on(customer):
     fifth = receipt_issue(purchase=purchase)
 
     assert [r.number for r in (first, second, third, fourth, fifth)] == [
-        "R-000001", "R-000002", "INV2026-000001", "INV2026-000002", "R-000003"]
+        "R-000001",
+        "R-000002",
+        "INV2026-000001",
+        "INV2026-000002",
+        "R-000003",
+    ]
     assert (third.prefix, third.sequence) == ("INV2026", 1)
     assert list(Receipt.objects.order_by("pk").values_list("number", flat=True)) == [
-        "R-000001", "R-000002", "INV2026-000001", "INV2026-000002", "R-000003"]
+        "R-000001",
+        "R-000002",
+        "INV2026-000001",
+        "INV2026-000002",
+        "R-000003",
+    ]
 
 
 # --- refunds ---------------------------------------------------------------------------------------
@@ -185,15 +204,24 @@ def test_a_new_prefix_starts_at_one_and_the_old_prefix_carries_on(customer):
 def test_a_partial_refund_records_the_refund_and_marks_the_purchase_partly_refunded(customer, staff_user):
     purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(price_amount=4900))
 
-    refund = refund_record(purchase=purchase, amount=900, reason="Damaged download", by=staff_user,
-                           stripe_refund_id="re_1")
+    refund = refund_record(
+        purchase=purchase, amount=900, reason="Damaged download", by=staff_user, stripe_refund_id="re_1"
+    )
 
     stored = Purchase.objects.get(pk=purchase.pk)
     assert (stored.amount_refunded, stored.status, stored.amount_remaining) == (
-        900, PurchaseStatus.PARTIALLY_REFUNDED, 4000)
+        900,
+        PurchaseStatus.PARTIALLY_REFUNDED,
+        4000,
+    )
     assert Refund.objects.get() == refund
     assert (refund.amount, refund.currency, refund.reason, refund.created_by, refund.stripe_refund_id) == (
-        900, "gbp", "Damaged download", staff_user, "re_1")
+        900,
+        "gbp",
+        "Damaged download",
+        staff_user,
+        "re_1",
+    )
     entry = AuditEntry.objects.get(action="purchase.refunded")
     assert (entry.customer, entry.actor) == (customer, staff_user)
     assert entry.changes == {"purchase": purchase.pk, "amount": 900, "reason": "Damaged download"}
@@ -296,8 +324,11 @@ def test_granting_access_by_hand_twice_keeps_one_grant(customer, staff_user):
     grant = AccessGrant.objects.get()
     assert (grant.purchase, grant.granted_by, grant.revoked_at) == (None, staff_user, None)
     entry = AuditEntry.objects.get(action="access.granted")
-    assert (entry.customer, entry.actor, entry.changes) == (customer, staff_user,
-                                                            {"product": "Course", "purchase": None})
+    assert (entry.customer, entry.actor, entry.changes) == (
+        customer,
+        staff_user,
+        {"product": "Course", "purchase": None},
+    )
 
 
 def test_another_purchase_of_the_same_product_gets_its_own_grant(customer):
@@ -334,8 +365,7 @@ def test_revoking_twice_keeps_the_first_revocation(customer, staff_user):
     access_revoke(grant=grant, by=None, reason="again")
 
     stored = AccessGrant.objects.get(pk=grant.pk)
-    assert (stored.revoked_at, stored.revoked_by, stored.revoke_reason) == (
-        first.revoked_at, staff_user, "chargeback")
+    assert (stored.revoked_at, stored.revoked_by, stored.revoke_reason) == (first.revoked_at, staff_user, "chargeback")
     assert actions(customer).count("access.revoked") == 1
 
 

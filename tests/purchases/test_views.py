@@ -36,8 +36,9 @@ def rows(html):
 
 def test_the_purchases_page_lists_offer_date_amount_and_status(client_logged_in, customer):
     offer = OfferFactory(name="Pottery Basics course", price_amount=4900, currency="gbp")
-    purchase = RecordedPurchaseFactory(customer=customer, offer=offer,
-                                       purchased_at=datetime(2026, 3, 14, 12, 0, tzinfo=UTC))
+    purchase = RecordedPurchaseFactory(
+        customer=customer, offer=offer, purchased_at=datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+    )
     refund_record(purchase=purchase, amount=400)
 
     response = client_logged_in.get("/purchases/")
@@ -84,14 +85,17 @@ def test_a_customer_without_purchases_is_told_so(client_logged_in):
 
 
 def test_the_purchases_page_links_the_products_the_customer_can_use(client_logged_in, customer):
-    course = ProductFactory(name="Pottery Basics", access_url="https://learn.example.com/pottery/",
-                            description="Twelve lessons.")
+    course = ProductFactory(
+        name="Pottery Basics", access_url="https://learn.example.com/pottery/", description="Twelve lessons."
+    )
     RecordedPurchaseFactory(customer=customer, offer=OfferFactory(products=[course]))
 
     html = client_logged_in.get("/purchases/").content.decode()
 
-    assert '<a class="button button--secondary" href="https://learn.example.com/pottery/" rel="noopener">' \
-           "Open Pottery Basics</a>" in html
+    assert (
+        '<a class="button button--secondary" href="https://learn.example.com/pottery/" rel="noopener">'
+        "Open Pottery Basics</a>" in html
+    )
     assert "Twelve lessons." in html
 
 
@@ -156,7 +160,8 @@ def test_purchases_are_paginated_twenty_a_page_newest_first(client_logged_in, cu
 
 @pytest.mark.parametrize("purchases", [1, 20, 200])
 def test_the_purchases_page_costs_the_same_queries_for_any_number_of_purchases(
-        client_logged_in, customer, django_assert_num_queries, purchases):
+    client_logged_in, customer, django_assert_num_queries, purchases
+):
     offers = [OfferFactory(products=[ProductFactory(), ProductFactory()]) for _ in range(3)]
     for n in range(purchases):
         purchase = RecordedPurchaseFactory(customer=customer, offer=offers[n % 3])
@@ -175,12 +180,23 @@ def test_the_purchases_page_costs_the_same_queries_for_any_number_of_purchases(
 
 def test_the_receipt_page_shows_business_billing_lines_tax_total_and_refunds(client_logged_in, customer):
     site_settings_update(data=BUSINESS)
-    customer_update_contact(customer=customer, data={
-        "full_name": "Dana Demo", "address_line1": "1 Demo Street", "address_line2": "", "city": "London",
-        "postal_code": "EC1A 1BB", "country": "GB", "tax_id_type": "gb_vat", "tax_id_value": "GB980780684",
-    }, by=customer.user)
-    purchase = RecordedPurchaseFactory(customer=customer, tax_rate=Decimal("20"),
-                                       offer=OfferFactory(name="Pottery Basics course", price_amount=4900))
+    customer_update_contact(
+        customer=customer,
+        data={
+            "full_name": "Dana Demo",
+            "address_line1": "1 Demo Street",
+            "address_line2": "",
+            "city": "London",
+            "postal_code": "EC1A 1BB",
+            "country": "GB",
+            "tax_id_type": "gb_vat",
+            "tax_id_value": "GB980780684",
+        },
+        by=customer.user,
+    )
+    purchase = RecordedPurchaseFactory(
+        customer=customer, tax_rate=Decimal("20"), offer=OfferFactory(name="Pottery Basics course", price_amount=4900)
+    )
     refund_record(purchase=purchase, amount=400, reason="Damaged download")
 
     response = client_logged_in.get("/purchases/receipts/R-000001/")
@@ -220,7 +236,8 @@ def test_receipt_dates_are_in_the_customers_time_zone(client_logged_in, customer
 
 @pytest.mark.parametrize("refunds", [0, 1, 10])
 def test_the_receipt_page_costs_the_same_queries_for_any_number_of_refunds(
-        client_logged_in, customer, django_assert_num_queries, refunds):
+    client_logged_in, customer, django_assert_num_queries, refunds
+):
     purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(price_amount=10_000))
     for _ in range(refunds):
         refund_record(purchase=purchase, amount=100)
@@ -233,7 +250,8 @@ def test_the_receipt_page_costs_the_same_queries_for_any_number_of_refunds(
 
 
 def test_the_receipt_page_costs_the_same_queries_with_corrections(
-        client_logged_in, customer, frozen_mode, django_assert_num_queries):
+    client_logged_in, customer, frozen_mode, django_assert_num_queries
+):
     from purchases.services import receipt_issue_correction
 
     original = RecordedPurchaseFactory(customer=customer).receipts.get()
@@ -265,8 +283,9 @@ def test_the_receipt_pdf_is_downloaded_as_an_attachment(client_logged_in, custom
 
 def test_the_receipt_pdf_has_the_receipts_content(client_logged_in, customer, pdf_text):
     site_settings_update(data=BUSINESS)
-    purchase = RecordedPurchaseFactory(customer=customer, tax_rate=Decimal("20"),
-                                       offer=OfferFactory(name="Pottery Basics course", price_amount=4900))
+    purchase = RecordedPurchaseFactory(
+        customer=customer, tax_rate=Decimal("20"), offer=OfferFactory(name="Pottery Basics course", price_amount=4900)
+    )
     refund_record(purchase=purchase, amount=400)
 
     text = pdf_text(client_logged_in.get("/purchases/receipts/R-000001/pdf/").content)
@@ -289,8 +308,11 @@ def test_the_receipt_pdf_follows_a_contact_change(client_logged_in, customer, pd
     RecordedPurchaseFactory(customer=customer)
     old_line1 = customer.address_line1
 
-    customer_update_contact(customer=customer, data={"full_name": "Zoë Ångström", "address_line1": "2 Harbour Road",
-                                                     "city": "Leeds"}, by=customer.user)
+    customer_update_contact(
+        customer=customer,
+        data={"full_name": "Zoë Ångström", "address_line1": "2 Harbour Road", "city": "Leeds"},
+        by=customer.user,
+    )
 
     text = pdf_text(client_logged_in.get("/purchases/receipts/R-000001/pdf/").content)
     assert "Zoë Ångström" in text
@@ -324,11 +346,14 @@ def test_a_corrected_copy_pdf_names_the_original(client_logged_in, customer, fro
 # --- who may see what ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", "/purchases/receipts/{number}/"),
-    ("get", "/purchases/receipts/{number}/pdf/"),
-    ("post", "/purchases/receipts/{number}/correct/"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/purchases/receipts/{number}/"),
+        ("get", "/purchases/receipts/{number}/pdf/"),
+        ("post", "/purchases/receipts/{number}/correct/"),
+    ],
+)
 def test_another_customers_receipt_is_not_found(client_logged_in, other_customer, frozen_mode, method, path):
     theirs = RecordedPurchaseFactory(customer=other_customer).receipts.get()
     customer_update_contact(customer=other_customer, data={"city": "Leeds"}, by=other_customer.user)
@@ -343,12 +368,15 @@ def test_an_unknown_receipt_number_is_not_found(client_logged_in):
     assert client_logged_in.get("/purchases/receipts/R-999999/").status_code == 404
 
 
-@pytest.mark.parametrize("method, path", [
-    ("get", "/purchases/"),
-    ("get", "/purchases/receipts/{number}/"),
-    ("get", "/purchases/receipts/{number}/pdf/"),
-    ("post", "/purchases/receipts/{number}/correct/"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/purchases/"),
+        ("get", "/purchases/receipts/{number}/"),
+        ("get", "/purchases/receipts/{number}/pdf/"),
+        ("post", "/purchases/receipts/{number}/correct/"),
+    ],
+)
 def test_anonymous_visitors_are_sent_to_sign_in(client, customer, frozen_mode, method, path):
     receipt = RecordedPurchaseFactory(customer=customer).receipts.get()
     customer_update_contact(customer=customer, data={"city": "Leeds"}, by=customer.user)
