@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .avatars import AvatarError, avatar_inspect
 from .models import Customer, time_zone_choices
-from .social import NETWORKS, clean_username
+from .social import NETWORKS, SOCIAL_FIELDS, clean_username
 from .taxids import TAX_ID_TYPES, eu_vat_country, tax_id_compact, tax_id_is_valid
 
 # Error messages as constants, so tests compare the exact text.
@@ -199,17 +199,7 @@ class SocialForm(PortalFormMixin, forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = [
-            "bio",
-            "location",
-            "x_username",
-            "instagram_username",
-            "linkedin_username",
-            "youtube_handle",
-            "tiktok_username",
-            "website_url",
-            "directory_opt_in",
-        ]
+        fields = list(SOCIAL_FIELDS)
         widgets = {"bio": forms.Textarea(attrs={"rows": 4, "maxlength": 500})}
         help_texts = {
             "bio": _("Up to 500 characters, shown as plain text."),

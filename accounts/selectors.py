@@ -3,22 +3,13 @@
 from django.db.models import QuerySet
 
 from .models import Customer
-from .social import social_links
+from .social import SOCIAL_FIELDS, social_links
 
 
 def directory_customers(*, query: str = "") -> QuerySet[Customer]:
     """Customers who opted in to the directory, by name, optionally filtered by a name search."""
     customers = Customer.objects.filter(directory_opt_in=True, user__is_active=True).only(
-        "full_name",
-        "avatar",
-        "bio",
-        "location",
-        "x_username",
-        "instagram_username",
-        "linkedin_username",
-        "youtube_handle",
-        "tiktok_username",
-        "website_url",
+        "full_name", "avatar", *SOCIAL_FIELDS
     )
     if query:
         customers = customers.filter(full_name__icontains=query)

@@ -11,21 +11,11 @@ from portal.services import audit_record
 from .avatars import avatar_reencode
 from .models import Customer, TaxIdStatus, User
 from .signals import CONTACT_FIELDS, contact_changed
+from .social import SOCIAL_FIELDS
 
 logger = logging.getLogger(__name__)
 
 PROFILE_FIELDS = ("time_zone", "notify_product_updates", "notify_marketing", "notify_community_digest")
-SOCIAL_FIELDS = (
-    "bio",
-    "location",
-    "x_username",
-    "instagram_username",
-    "linkedin_username",
-    "youtube_handle",
-    "tiktok_username",
-    "website_url",
-    "directory_opt_in",
-)
 
 
 def customer_get_or_create(*, user: User) -> Customer:

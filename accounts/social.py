@@ -55,6 +55,9 @@ NETWORKS = [
 ]
 NETWORKS_BY_FIELD = {network.field: network for network in NETWORKS}
 
+# The social profile: what the customer edits and what the directory shows.
+SOCIAL_FIELDS = ("bio", "location", *NETWORKS_BY_FIELD, "website_url", "directory_opt_in")
+
 
 def clean_username(field: str, value: str) -> str:
     """Strip a leading @ or a pasted profile URL and check the username against the network's rule."""

@@ -33,38 +33,33 @@ class OfferAdmin(admin.ModelAdmin):
         return format_money(offer.price_amount, offer.currency)
 
 
-class ReceiptInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on a purchase; they change only through the purchases services."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ReceiptInline(ReadOnlyInline):
     model = Receipt
     fields = ["number", "issued_at", "total", "billing_name", "corrects"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class AccessGrantInline(admin.TabularInline):
+class AccessGrantInline(ReadOnlyInline):
     model = AccessGrant
     fields = ["product", "granted_at", "granted_by", "revoked_at", "revoked_by", "revoke_reason"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
     fields = ["amount", "currency", "reason", "created_at", "created_by", "stripe_refund_id"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Purchase)
