@@ -371,3 +371,24 @@ def test_the_31st_sign_in_attempt_in_a_minute_from_one_address_gets_429(client, 
     response = Client().post("/accounts/login/", {"login": customer.email, "password": password})
     assert response.status_code == 429  # the limit is per IP address: another client there is refused too
     assert signed_in_user_id(client) is None
+
+
+REDIS_CACHE = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}
+}
+
+
+def test_with_redis_as_the_cache_failed_sign_ins_are_counted_there(client, customer, password, settings):
+    """REDIS_URL moves the rate limits to Redis, shared by every worker and node."""
+    settings.CACHES = REDIS_CACHE
+    cache.clear()
+    try:
+        for _ in range(5):
+            client.post("/accounts/login/", {"login": customer.email, "password": "wrong-guess-123"})
+
+        response = client.post("/accounts/login/", {"login": customer.email, "password": password})
+
+        assert response.context["form"].non_field_errors() == ["Too many failed login attempts. Try again later."]
+        assert any(b"login_failed" in key for key in cache._cache.get_client().keys("*"))
+    finally:
+        cache.clear()
