@@ -187,7 +187,6 @@ class StripeGateway:
         if base:
             options["base_addresses"] = {"api": base}
         self.client = stripe.StripeClient(api_key or settings.STRIPE_SECRET_KEY, **options)
-        self.localstripe = bool(base) and "stripe.com" not in base
 
     def _call(self, operation: str, fn, *args, **kwargs):
         try:
