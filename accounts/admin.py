@@ -43,11 +43,8 @@ class CustomerAdmin(admin.ModelAdmin):
         """Save contact fields through the service, so receipts and Stripe follow staff edits too."""
         if not change:
             return super().save_model(request, obj, form, change)
-        stored = Customer.objects.get(pk=obj.pk)
-        contact = {field: getattr(obj, field) for field in CONTACT_FIELDS if field in form.changed_data}
         other = [field for field in form.changed_data if field not in CONTACT_FIELDS]
-        for field in other:
-            setattr(stored, field, getattr(obj, field))
         if other:
-            stored.save(update_fields=[*other, "updated_at"])
-        customer_update_contact(customer=stored, data=contact, by=request.user)
+            obj.save(update_fields=[*other, "updated_at"])
+        contact = {field: getattr(obj, field) for field in CONTACT_FIELDS if field in form.changed_data}
+        customer_update_contact(customer=obj, data=contact, by=request.user)

@@ -9,6 +9,8 @@ from django.core.files.base import ContentFile
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps
 
+from portal.errors import UserFacingError
+
 # Magic numbers of the formats we accept; the client's content type and file name are ignored.
 _SIGNATURES = {
     "JPEG": (b"\xff\xd8\xff",),
@@ -23,12 +25,8 @@ AVATAR_UNREADABLE = _("The image could not be read. It may be damaged or incompl
 AVATAR_EMPTY = _("The file is empty.")
 
 
-class AvatarError(Exception):
+class AvatarError(UserFacingError):
     """Raised when an upload cannot be an avatar; its message may be shown to the customer."""
-
-    def __init__(self, message, params=None):
-        self.message = message % params if params else message
-        super().__init__(str(self.message))
 
 
 def _sniff_format(head: bytes) -> str | None:

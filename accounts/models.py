@@ -139,7 +139,3 @@ class Customer(models.Model):
         if self.country:
             lines.append(str(self.country.name))
         return [line for line in lines if line]
-
-    @property
-    def tax_id_display(self) -> str:
-        return self.tax_id_value

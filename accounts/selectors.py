@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from .models import Customer
-from .social import SOCIAL_FIELDS, social_links
+from .social import SOCIAL_FIELDS
 
 
 def directory_customers(*, query: str = "") -> QuerySet[Customer]:
@@ -14,7 +14,3 @@ def directory_customers(*, query: str = "") -> QuerySet[Customer]:
     if query:
         customers = customers.filter(full_name__icontains=query)
     return customers.order_by("full_name", "pk")
-
-
-def customer_social_links(*, customer: Customer) -> list[tuple[str, str]]:
-    return social_links(customer)

@@ -7,14 +7,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.static import serve
 
-from accounts.forms import ContactForm
 from accounts.services import customer_get_or_create
 
 
 @login_required
 def home(request):
     customer = customer_get_or_create(user=request.user)
-    return render(request, "portal/home.html", {"customer": customer, "form": ContactForm(instance=customer)})
+    return render(request, "portal/home.html", {"customer": customer})
 
 
 @require_GET

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import Customer
 
-from .models import AccessGrant, Product, Purchase, Receipt, Refund
+from .models import Product, Purchase, Receipt, Refund
 
 
 def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
@@ -40,7 +40,3 @@ def receipt_for_customer(*, customer: Customer, number: str) -> Receipt:
         Prefetch("corrections", queryset=Receipt.objects.only("number", "corrects_id", "issued_at")),
     )
     return get_object_or_404(queryset, customer=customer, number=number)
-
-
-def active_grants_for_customer(*, customer: Customer) -> QuerySet[AccessGrant]:
-    return AccessGrant.objects.filter(customer=customer, revoked_at__isnull=True).select_related("product")

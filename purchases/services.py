@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Customer
+from portal.errors import UserFacingError
 from portal.selectors import site_settings_get
 from portal.services import audit_record
 
@@ -39,12 +40,8 @@ CORRECTION_EXISTS = _("A corrected copy with your current details already exists
 CORRECTION_NOT_FROZEN = _("Receipts follow your details automatically; no corrected copy is needed.")
 
 
-class PurchaseError(Exception):
+class PurchaseError(UserFacingError):
     """A purchases rule was broken; the message may be shown to the customer or staff."""
-
-    def __init__(self, message, params=None):
-        self.message = str(message) % params if params else str(message)
-        super().__init__(self.message)
 
 
 def billing_snapshot(customer: Customer) -> dict:

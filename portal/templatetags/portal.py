@@ -1,6 +1,6 @@
 from django import template
 
-from accounts.selectors import customer_social_links
+from accounts import social
 
 register = template.Library()
 
@@ -8,4 +8,4 @@ register = template.Library()
 @register.filter
 def social_links(customer):
     """The customer's social profiles as (label, https URL) pairs."""
-    return customer_social_links(customer=customer)
+    return social.social_links(customer)
