@@ -1,1 +1,151 @@
-# Card, Subscription and WebhookEvent arrive with the rest of the billing issue.
+"""Mirrors of the payment processor's cards and subscriptions, and the webhook inbox.
+
+The processor is the source of truth; these rows are what our pages read, kept current by our
+own writes, by webhooks and by `manage.py stripe_sync`.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Card(models.Model):
+    """A card on file: the mirror of one processor PaymentMethod."""
+
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="cards")
+    stripe_payment_method_id = models.CharField(_("Stripe payment method"), max_length=64, unique=True)
+    brand = models.CharField(_("brand"), max_length=32)
+    last4 = models.CharField(_("last 4"), max_length=4)
+    exp_month = models.PositiveSmallIntegerField(_("expiry month"))
+    exp_year = models.PositiveSmallIntegerField(_("expiry year"))
+    is_default = models.BooleanField(_("default"), default=False)
+    created_at = models.DateTimeField(_("added"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("card")
+        verbose_name_plural = _("cards")
+        ordering = ["-is_default", "-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"], condition=Q(is_default=True), name="billing_card_one_default_per_customer"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.brand_display} •••• {self.last4}"
+
+    @property
+    def brand_display(self) -> str:
+        return BRAND_NAMES.get(self.brand, self.brand.title())
+
+    @property
+    def is_expired(self) -> bool:
+        today = timezone.localdate()
+        return (self.exp_year, self.exp_month) < (today.year, today.month)
+
+
+BRAND_NAMES = {
+    "amex": "American Express",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+    "cartes_bancaires": "Cartes Bancaires",
+}
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    TRIALING = "trialing", _("Trialing")
+    PAST_DUE = "past_due", _("Past due")
+    PAUSED = "paused", _("Paused")
+    CANCELED = "canceled", _("Cancelled")
+    INCOMPLETE = "incomplete", _("Incomplete")
+    INCOMPLETE_EXPIRED = "incomplete_expired", _("Expired")
+    UNPAID = "unpaid", _("Unpaid")
+
+
+# Statuses in which the processor will still charge the customer's card.
+LIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+
+
+class Subscription(models.Model):
+    """The mirror of one processor subscription (or payment plan)."""
+
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="subscriptions")
+    offer = models.ForeignKey(
+        "purchases.Offer", on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions"
+    )
+    stripe_subscription_id = models.CharField(_("Stripe subscription"), max_length=64, unique=True)
+    stripe_price_id = models.CharField(_("Stripe price"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=SubscriptionStatus.choices, db_index=True)
+    amount = models.PositiveIntegerField(_("amount (minor units)"), default=0)
+    currency = models.CharField(_("currency"), max_length=3, default="gbp")
+    interval = models.CharField(_("interval"), max_length=8, blank=True)
+    current_period_end = models.DateTimeField(_("current period ends"), null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
+    canceled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
+    paused = models.BooleanField(_("paused"), default=False)
+    resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)
+    # The subscription's own default card, when it has one; otherwise the customer's default pays.
+    default_payment_method_id = models.CharField(_("own default card"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    synced_at = models.DateTimeField(_("last synced"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["customer", "status"], name="billing_sub_customer_status")]
+
+    def __str__(self):
+        return f"{self.offer or self.stripe_price_id} ({self.get_status_display()})"
+
+    @property
+    def is_live(self) -> bool:
+        """Still charging: active, trialing or past due."""
+        return self.status in LIVE_STATUSES and not self.paused
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING) and not self.paused
+
+    @property
+    def display_status(self) -> str:
+        if self.paused and self.status != SubscriptionStatus.CANCELED:
+            return str(SubscriptionStatus.PAUSED.label)
+        return self.get_status_display()
+
+
+class WebhookStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    IGNORED = "ignored", _("Ignored (type not handled)")
+    FAILED = "failed", _("Failed")
+
+
+class WebhookEvent(models.Model):
+    """One Stripe event, stored before it is applied, unique by Stripe's event id."""
+
+    stripe_event_id = models.CharField(_("Stripe event"), max_length=64, unique=True)
+    type = models.CharField(_("type"), max_length=64, db_index=True)
+    object_id = models.CharField(_("object"), max_length=64, blank=True)
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED, db_index=True
+    )
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.type} {self.stripe_event_id}"

@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from billing import views as billing_views
+
 from . import views
 
 portal_patterns = [path("", views.home, name="home")]
@@ -13,6 +15,8 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
     path("", include("accounts.urls")),
     path("purchases/", include("purchases.urls")),
+    path("billing/", include("billing.urls")),
+    path("stripe/webhook/", billing_views.stripe_webhook, name="stripe_webhook"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -121,8 +121,9 @@ class GatewayCard:
 class GatewaySetupIntent:
     id: str
     client_secret: str
-    status: str
+    status: str  # requires_payment_method, requires_action, succeeded, canceled …
     payment_method_id: str = ""
+    customer_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,24 @@ class GatewaySubscription:
     cancel_at_period_end: bool
     canceled_at: datetime | None = None
     paused: bool = False
+    resumes_at: datetime | None = None
     default_payment_method_id: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayInvoice:
+    id: str
+    customer_id: str
+    status: str  # draft, open, paid, void, uncollectible
+    amount_paid: int
+    amount_due: int
+    currency: str
+    subscription_id: str = ""
+    price_id: str = ""
+    tax: int = 0
+    charge_id: str = ""
+    payment_intent_id: str = ""
+    paid_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +215,16 @@ class PaymentGateway(Protocol):
     ) -> GatewaySubscription: ...
 
     def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
+
+    def subscription_pause(
+        self, *, subscription_id: str, resumes_at: datetime | None, idempotency_key: str
+    ) -> GatewaySubscription: ...
+
+    def subscription_resume(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
+
+    def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice: ...
+
+    def refunds_list(self, *, charge_id: str) -> list[GatewayRefund]: ...
 
     def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund: ...
 

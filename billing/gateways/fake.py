@@ -15,11 +15,11 @@ from .base import (
     GatewayCard,
     GatewayCustomer,
     GatewayEvent,
+    GatewayInvoice,
     GatewayRefund,
     GatewaySetupIntent,
     GatewaySubscription,
     NotFound,
-    SignatureInvalid,
     TemporarilyUnavailable,
 )
 
@@ -38,11 +38,14 @@ class FakeGateway:
     cards: dict[str, GatewayCard] = {}
     subscriptions: dict[str, GatewaySubscription] = {}
     refunds: dict[str, GatewayRefund] = {}
+    setup_intents: dict[str, GatewaySetupIntent] = {}
+    invoices: dict[str, GatewayInvoice] = {}
     calls: list[tuple[str, dict]] = []
 
     @classmethod
     def reset(cls):
         cls.customers, cls.cards, cls.subscriptions, cls.refunds, cls.calls = {}, {}, {}, {}, []
+        cls.setup_intents, cls.invoices = {}, {}
 
     def _record(self, name, **kwargs):
         self.calls.append((name, kwargs))
@@ -73,12 +76,29 @@ class FakeGateway:
         return self._customer(customer_id)
 
     def setup_intent_create(self, *, customer_id: str, idempotency_key: str) -> GatewaySetupIntent:
+        self._record("setup_intent_create", customer_id=customer_id)
         self._customer(customer_id)
         intent_id = _new_id("seti")
-        return GatewaySetupIntent(id=intent_id, client_secret=f"{intent_id}_secret", status="requires_payment_method")
+        intent = GatewaySetupIntent(
+            id=intent_id,
+            client_secret=f"{intent_id}_secret",
+            status="requires_payment_method",
+            customer_id=customer_id,
+        )
+        self.setup_intents[intent_id] = intent
+        return intent
+
+    def setup_intent_confirm(self, *, setup_intent_id: str, payment_method_id: str) -> GatewaySetupIntent:
+        """Test helper (not in the protocol): what Stripe.js's confirmCardSetup does in the browser."""
+        intent = replace(self.setup_intents[setup_intent_id], status="succeeded", payment_method_id=payment_method_id)
+        self.setup_intents[setup_intent_id] = intent
+        return intent
 
     def setup_intent_retrieve(self, *, setup_intent_id: str) -> GatewaySetupIntent:
-        return GatewaySetupIntent(id=setup_intent_id, client_secret="", status="succeeded")
+        try:
+            return self.setup_intents[setup_intent_id]
+        except KeyError:
+            raise NotFound(setup_intent_id) from None
 
     def card_attach_as_default(
         self, *, customer_id: str, payment_method_id: str, subscription_ids: list[str], idempotency_key: str
@@ -166,6 +186,47 @@ class FakeGateway:
         self.subscriptions[subscription_id] = subscription
         return subscription
 
+    def subscription_update(self, *, subscription_id: str, **changes) -> GatewaySubscription:
+        """Test helper (not in the protocol): change a subscription as Stripe would on its own."""
+        subscription = replace(self.subscription_retrieve(subscription_id=subscription_id), **changes)
+        self.subscriptions[subscription_id] = subscription
+        return subscription
+
+    def subscription_pause(
+        self, *, subscription_id: str, resumes_at: datetime | None, idempotency_key: str
+    ) -> GatewaySubscription:
+        self._record("subscription_pause", subscription_id=subscription_id, resumes_at=resumes_at)
+        return self.subscription_update(subscription_id=subscription_id, paused=True, resumes_at=resumes_at)
+
+    def subscription_resume(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
+        self._record("subscription_resume", subscription_id=subscription_id)
+        return self.subscription_update(subscription_id=subscription_id, paused=False, resumes_at=None)
+
+    def invoice_create(self, *, customer_id: str, amount: int, status: str = "paid", **fields) -> GatewayInvoice:
+        """Test helper (not in the protocol): an invoice as a subscription renewal would create it."""
+        invoice = GatewayInvoice(
+            id=_new_id("in"),
+            customer_id=customer_id,
+            status=status,
+            amount_paid=amount if status == "paid" else 0,
+            amount_due=amount,
+            currency=fields.pop("currency", "gbp"),
+            charge_id=fields.pop("charge_id", _new_id("ch")),
+            paid_at=datetime.now(UTC) if status == "paid" else None,
+            **fields,
+        )
+        self.invoices[invoice.id] = invoice
+        return invoice
+
+    def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice:
+        try:
+            return self.invoices[invoice_id]
+        except KeyError:
+            raise NotFound(invoice_id) from None
+
+    def refunds_list(self, *, charge_id: str) -> list[GatewayRefund]:
+        return [refund for refund in self.refunds.values() if refund.charge_id == charge_id]
+
     def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund:
         self._record("refund_create", charge_id=charge_id, amount=amount, idempotency_key=idempotency_key)
         existing = next((r for key, r in self.refunds.items() if key == idempotency_key), None)
@@ -179,4 +240,7 @@ class FakeGateway:
         return f"https://billing.example.com/p/session/{customer_id}?return={return_url}"
 
     def event_construct(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent:
-        raise SignatureInvalid("the fake gateway verifies no signatures; use the Stripe gateway")
+        """Webhook signatures are verified exactly as in production: the fake only replaces the API."""
+        from .stripe import event_construct
+
+        return event_construct(payload=payload, signature=signature, secret=secret)

@@ -8,6 +8,7 @@ than Prices, `current_period_end` on the subscription rather than on its items).
 """
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from .base import (
     GatewayCard,
     GatewayCustomer,
     GatewayEvent,
+    GatewayInvoice,
     GatewayRefund,
     GatewaySetupIntent,
     GatewaySubscription,
@@ -98,6 +100,7 @@ def map_setup_intent(data) -> GatewaySetupIntent:
         client_secret=data.get("client_secret") or "",
         status=data.get("status") or "",
         payment_method_id=_id(data.get("payment_method")),
+        customer_id=_id(data.get("customer")),
     )
 
 
@@ -127,7 +130,40 @@ def map_subscription(data) -> GatewaySubscription:
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
         canceled_at=_ts(data.get("canceled_at")),
         paused=bool(pause) or data.get("status") == "paused",
+        resumes_at=_ts((pause or {}).get("resumes_at")),
         default_payment_method_id=_id(data.get("default_payment_method")),
+    )
+
+
+def map_invoice(data) -> GatewayInvoice:
+    """Read an invoice in Stripe's current shape (parent, pricing, payments) or the older one."""
+    data = _plain(data)
+    lines = (data.get("lines") or {}).get("data") or []
+    line = lines[0] if lines else {}
+    pricing = (line.get("pricing") or {}).get("price_details") or {}
+    price_id = _id(pricing.get("price")) or _id(line.get("price")) or _id(line.get("plan"))
+    parent = (data.get("parent") or {}).get("subscription_details") or {}
+    subscription_id = _id(data.get("subscription")) or _id(parent.get("subscription"))
+    payments = (data.get("payments") or {}).get("data") or []
+    payment = (payments[0].get("payment") or {}) if payments else {}
+    taxes = data.get("total_taxes")
+    if taxes is not None:
+        tax = sum(int(item.get("amount") or 0) for item in taxes)
+    else:
+        tax = int(data.get("tax") or 0)
+    return GatewayInvoice(
+        id=data["id"],
+        customer_id=_id(data.get("customer")),
+        status=data.get("status") or "",
+        amount_paid=int(data.get("amount_paid") or 0),
+        amount_due=int(data.get("amount_due") or 0),
+        currency=(data.get("currency") or "").lower(),
+        subscription_id=subscription_id,
+        price_id=price_id,
+        tax=tax,
+        charge_id=_id(data.get("charge")) or _id(payment.get("charge")),
+        payment_intent_id=_id(data.get("payment_intent")) or _id(payment.get("payment_intent")),
+        paid_at=_ts((data.get("status_transitions") or {}).get("paid_at")),
     )
 
 
@@ -226,7 +262,7 @@ class StripeGateway:
             params=customer_params(details),
             options={"idempotency_key": idempotency_key},
         )
-        self._replace_tax_id(customer.id, details)
+        self._replace_tax_id(customer.id, details, idempotency_key)
         return map_customer(customer)
 
     def customer_update(self, *, customer_id: str, details: CustomerDetails, idempotency_key: str) -> GatewayCustomer:
@@ -237,10 +273,10 @@ class StripeGateway:
             params=customer_params(details),
             options={"idempotency_key": idempotency_key},
         )
-        self._replace_tax_id(customer_id, details)
+        self._replace_tax_id(customer_id, details, idempotency_key)
         return map_customer(customer)
 
-    def _replace_tax_id(self, customer_id: str, details: CustomerDetails) -> None:
+    def _replace_tax_id(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None:
         """Make the customer's tax IDs exactly the one we hold (Stripe keeps a list)."""
         existing = self._call("tax_ids_list", self.client.v1.customers.tax_ids.list, customer_id)
         wanted = (details.tax_id_type, details.tax_id_value)
@@ -249,13 +285,20 @@ class StripeGateway:
             if (tax_id.type, tax_id.value) == wanted:
                 keep = True
             else:
-                self._call("tax_id_delete", self.client.v1.customers.tax_ids.delete, customer_id, tax_id.id)
+                self._call(
+                    "tax_id_delete",
+                    self.client.v1.customers.tax_ids.delete,
+                    customer_id,
+                    tax_id.id,
+                    options={"idempotency_key": f"{idempotency_key}:tax-delete:{tax_id.id}"},
+                )
         if details.tax_id_value and not keep:
             self._call(
                 "tax_id_create",
                 self.client.v1.customers.tax_ids.create,
                 customer_id,
                 params={"type": details.tax_id_type, "value": details.tax_id_value},
+                options={"idempotency_key": f"{idempotency_key}:tax-create"},
             )
 
     def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer:
@@ -361,6 +404,42 @@ class StripeGateway:
         )
         return map_subscription(subscription)
 
+    def subscription_pause(
+        self, *, subscription_id: str, resumes_at: datetime | None, idempotency_key: str
+    ) -> GatewaySubscription:
+        pause: dict[str, Any] = {"behavior": "void"}
+        if resumes_at:
+            pause["resumes_at"] = int(resumes_at.timestamp())
+        subscription = self._call(
+            "subscription_pause",
+            self.client.v1.subscriptions.update,
+            subscription_id,
+            params={"pause_collection": pause},
+            options={"idempotency_key": idempotency_key},
+        )
+        return map_subscription(subscription)
+
+    def subscription_resume(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
+        subscription = self._call(
+            "subscription_resume",
+            self.client.v1.subscriptions.update,
+            subscription_id,
+            params={"pause_collection": ""},  # an empty value unsets it
+            options={"idempotency_key": idempotency_key},
+        )
+        return map_subscription(subscription)
+
+    # Invoices --------------------------------------------------------------------------------
+
+    def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice:
+        invoice = map_invoice(self._call("invoice_retrieve", self.client.v1.invoices.retrieve, invoice_id))
+        if not invoice.charge_id and invoice.payment_intent_id:
+            intent = self._call(
+                "payment_intent_retrieve", self.client.v1.payment_intents.retrieve, invoice.payment_intent_id
+            )
+            invoice = replace(invoice, charge_id=_id(_plain(intent).get("latest_charge")))
+        return invoice
+
     # Refunds, portal, webhooks ---------------------------------------------------------------
 
     def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund:
@@ -372,6 +451,10 @@ class StripeGateway:
         )
         return map_refund(refund)
 
+    def refunds_list(self, *, charge_id: str) -> list[GatewayRefund]:
+        refunds = self._call("refunds_list", self.client.v1.refunds.list, params={"charge": charge_id, "limit": 100})
+        return [map_refund(refund) for refund in refunds.data]
+
     def billing_portal_url(self, *, customer_id: str, return_url: str) -> str:
         session = self._call(
             "billing_portal_session",
@@ -381,8 +464,15 @@ class StripeGateway:
         return session.url
 
     def event_construct(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent:
-        try:
-            event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
-        except (stripe.SignatureVerificationError, ValueError) as error:
-            raise SignatureInvalid("webhook signature did not verify") from error
-        return map_event(event)
+        return event_construct(payload=payload, signature=signature, secret=secret)
+
+
+def event_construct(*, payload: bytes, signature: str, secret: str) -> GatewayEvent:
+    """Verify a webhook's signature on the raw body (HMAC-SHA256, timestamp within tolerance) and read it."""
+    if not secret:
+        raise SignatureInvalid("no webhook signing secret is configured")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+    except (stripe.SignatureVerificationError, ValueError) as error:
+        raise SignatureInvalid("webhook signature did not verify") from error
+    return map_event(event)

@@ -1,8 +1,11 @@
+import hashlib
+import hmac
 import json
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -56,8 +59,82 @@ def stripe_gateway(localstripe_url) -> StripeGateway:
 
 
 @pytest.fixture
-def gateway():
-    """The in-memory fake gateway, empty for each test."""
+def gateway(settings):
+    """The in-memory fake gateway, empty for each test, and the one `get_gateway()` returns."""
+    settings.PAYMENT_GATEWAY = "billing.gateways.fake.FakeGateway"
     FakeGateway.reset()
     yield FakeGateway()
     FakeGateway.reset()
+
+
+WEBHOOK_SECRET = "whsec_test_portal"
+
+
+def stripe_signature(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header as Stripe computes it: HMAC-SHA256 of "timestamp.body"."""
+    timestamp = timestamp or int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def stripe_event(event_type: str, obj: dict, event_id: str | None = None) -> bytes:
+    """A webhook body in Stripe's envelope."""
+    return json.dumps(
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "event",
+            "type": event_type,
+            "created": int(time.time()),
+            "data": {"object": obj},
+            "livemode": False,
+        }
+    ).encode()
+
+
+@pytest.fixture
+def webhook_secret(settings):
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    return WEBHOOK_SECRET
+
+
+@pytest.fixture
+def post_webhook(client, webhook_secret):
+    """POST a signed event body to /stripe/webhook/ as Stripe would."""
+
+    def post(body: bytes, signature: str | None = None):
+        return client.post(
+            "/stripe/webhook/",
+            data=body,
+            content_type="application/json",
+            headers={"Stripe-Signature": stripe_signature(body) if signature is None else signature},
+        )
+
+    return post
+
+
+@pytest.fixture
+def stripe_customer(customer, gateway):
+    """The `customer` fixture with a customer at the (fake) processor."""
+    from billing.services import stripe_customer_ensure
+
+    stripe_customer_ensure(customer=customer)
+    return customer
+
+
+@pytest.fixture
+def subscription_offer(db):
+    from tests.factories import OfferFactory
+
+    return OfferFactory(kind="subscription", interval="month", price_amount=1500, stripe_price_id="price_member")
+
+
+@pytest.fixture
+def live_subscription(stripe_customer, gateway, subscription_offer):
+    """An active subscription at the processor, mirrored, paid by the customer's default card."""
+    from billing.services import card_set_default, subscription_sync
+
+    card_set_default(customer=stripe_customer, payment_method_id="pm_first", by=None)
+    remote = gateway.subscription_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=1500, price_id="price_member"
+    )
+    return subscription_sync(remote=remote)

@@ -1,0 +1,81 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import Card, Subscription, WebhookEvent, WebhookStatus
+from .webhooks import webhook_event_apply
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Mirrors of the processor: changed through services, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Card)
+class CardAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "customer", "exp_month", "exp_year", "is_default", "created_at"]
+    list_filter = ["is_default", "brand"]
+    list_select_related = ["customer"]
+    search_fields = ["stripe_payment_method_id", "customer__email", "last4"]
+    raw_id_fields = ["customer"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "customer", "status", "amount", "currency", "current_period_end", "cancel_at_period_end"]
+    list_filter = ["status", "cancel_at_period_end", "paused"]
+    list_select_related = ["customer", "offer"]
+    search_fields = ["stripe_subscription_id", "customer__email"]
+    raw_id_fields = ["customer"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ["stripe_event_id", "type", "object_id", "status", "attempts", "received_at", "processed_at"]
+    list_filter = ["status", "type"]
+    search_fields = ["stripe_event_id", "object_id"]
+    readonly_fields = [
+        "stripe_event_id",
+        "type",
+        "object_id",
+        "status",
+        "error",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "payload",
+    ]
+    actions = ["retry"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("billing.change_webhookevent")
+
+    @admin.action(description=_("Retry the selected failed events"), permissions=["change"])
+    def retry(self, request, queryset):
+        applied = failed = 0
+        # Failed ones, and any left "received" by a process that died while applying it.
+        for event in queryset.filter(status__in=[WebhookStatus.FAILED, WebhookStatus.RECEIVED]):
+            result = webhook_event_apply(event=event)
+            if result.status == WebhookStatus.PROCESSED:
+                applied += 1
+            else:
+                failed += 1
+        if applied:
+            self.message_user(request, ngettext("%d event applied.", "%d events applied.", applied) % applied)
+        if failed:
+            self.message_user(
+                request,
+                ngettext("%d event failed again; see its error.", "%d events failed again; see their errors.", failed)
+                % failed,
+                messages.ERROR,
+            )
+        if not applied and not failed:
+            self.message_user(request, _("Only failed or unapplied events can be retried."), messages.WARNING)

@@ -1,0 +1,33 @@
+import uuid
+from functools import partial
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from accounts.signals import contact_changed
+
+from .tasks import customer_push
+
+# Contact fields the processor's customer record holds.
+PUSHED_FIELDS = frozenset(
+    {
+        "full_name",
+        "email",
+        "tax_id_type",
+        "tax_id_value",
+        "address_line1",
+        "address_line2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+    }
+)
+
+
+@receiver(contact_changed, dispatch_uid="billing_push_contact")
+def push_contact_to_processor(sender, customer, changed_fields, by, **kwargs):
+    """Queue the push after the save commits; the customer's save never waits for the processor."""
+    if customer.stripe_customer_id and changed_fields & PUSHED_FIELDS:
+        key = f"portal:customer-push:{customer.pk}:{uuid.uuid4().hex}"
+        transaction.on_commit(partial(customer_push.enqueue, customer.pk, key))

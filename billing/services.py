@@ -1,0 +1,596 @@
+"""Writes to billing: the processor customer, cards, subscriptions, paid invoices and refunds.
+
+Every change goes to the payment processor first, through the gateway, inside our transaction:
+if the processor refuses or times out, the transaction rolls back and our mirror stays as it
+was (a later webhook or `stripe_sync` reconciles anything the processor did apply). The mirror
+upserts (`subscription_sync`, `customer_cards_sync`, `invoice_record_paid`, `charge_refunds_sync`)
+are shared by our own writes, the webhooks and the sync command.
+"""
+
+import logging
+import uuid
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Customer, User
+from accounts.services import customer_record_activity
+from portal.errors import UserFacingError
+from portal.models import ActorKind
+from portal.selectors import site_settings_get
+from portal.services import audit_record
+from purchases.models import Offer, OfferKind, Purchase, Refund
+from purchases.services import purchase_record, refund_record
+
+from .gateways.base import (
+    Address,
+    CustomerDetails,
+    GatewayInvoice,
+    GatewaySetupIntent,
+    GatewaySubscription,
+    get_gateway,
+)
+from .models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
+
+logger = logging.getLogger(__name__)
+
+CARD_IS_DEFAULT = _("This is your default card. Add another card or make another one the default first.")
+CARD_ONLY_ONE_FOR_SUBSCRIPTION = _(
+    "This is the only card paying for your active subscription, so it cannot be removed. Add another card first."
+)
+CARD_SETUP_NOT_FOUND = _("That card setup was not found. Please enter your card again.")
+CARD_SETUP_INCOMPLETE = _("Your card was not confirmed, so nothing was changed. Please enter it again.")
+SELF_CANCEL_OFF = _("Subscriptions cannot be cancelled online. Please contact us.")
+SUBSCRIPTION_NOT_CANCELLABLE = _("This subscription is %(status)s, so it cannot be cancelled.")
+SUBSCRIPTION_ALREADY_CANCELLING = _("This subscription is already set to end on %(date)s.")
+SUBSCRIPTION_NOT_CANCELLING = _("This subscription is not set to end, so there is nothing to undo.")
+SUBSCRIPTION_NOT_PAUSABLE = _("Only an active subscription can be paused.")
+SUBSCRIPTION_NOT_PAUSED = _("This subscription is not paused.")
+PROCESSOR_DETACHED = _("Billing is handled directly by the business at the moment.")
+NO_OFFER_FOR_PRICE = "no offer has the Stripe price %(price)s; set it on the offer in admin, then retry this event"
+
+
+class BillingError(UserFacingError):
+    """A billing rule was broken; the message may be shown to the customer or staff."""
+
+
+def _key(*parts) -> str:
+    """A fresh idempotency key for one attempt at one operation (the SDK reuses it on its retries)."""
+    return ":".join(["portal", *map(str, parts), uuid.uuid4().hex])
+
+
+def _actor_kind(by) -> str | None:
+    return ActorKind.STRIPE if by is None else None
+
+
+def _email(*, customer: Customer, kind: str, key: str, context: dict | None = None) -> None:
+    from portal.emails import email_queue  # portal's mail outbox; imported late to keep app loading simple
+
+    email_queue(customer=customer, kind=kind, key=key, context=context or {})
+
+
+# ---------------------------------------------------------------------------------------------
+# The processor's customer
+# ---------------------------------------------------------------------------------------------
+
+
+def customer_details(customer: Customer) -> CustomerDetails:
+    """What the processor's customer record should say (tax IDs are stored in Stripe's form)."""
+    return CustomerDetails(
+        name=customer.full_name,
+        email=customer.email or customer.user.email,
+        address=Address(
+            line1=customer.address_line1,
+            line2=customer.address_line2,
+            city=customer.city,
+            region=customer.region,
+            postal_code=customer.postal_code,
+            country=str(customer.country or ""),
+        ),
+        tax_id_type=customer.tax_id_type if customer.tax_id_value else "",
+        tax_id_value=customer.tax_id_value,
+    )
+
+
+def stripe_customer_ensure(*, customer: Customer) -> str:
+    """Return the customer's processor id, creating the processor customer on first need."""
+    if customer.stripe_customer_id:
+        return customer.stripe_customer_id
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        if not locked.stripe_customer_id:
+            created = get_gateway().customer_create(
+                details=customer_details(locked), idempotency_key=f"portal:customer-create:{locked.pk}"
+            )
+            locked.stripe_customer_id = created.id
+            locked.save(update_fields=["stripe_customer_id"])
+            audit_record(action="stripe.customer_created", customer=locked, changes={"stripe_customer_id": created.id})
+    customer.stripe_customer_id = locked.stripe_customer_id
+    return customer.stripe_customer_id
+
+
+def stripe_customer_push(*, customer_id: int, idempotency_key: str) -> bool:
+    """Send the customer's current contact details to the processor; False when there is nothing to push."""
+    customer = Customer.objects.select_related("user").filter(pk=customer_id).first()
+    if customer is None or not customer.stripe_customer_id:
+        return False  # no processor customer yet: it is created with current details when first needed
+    get_gateway().customer_update(
+        customer_id=customer.stripe_customer_id, details=customer_details(customer), idempotency_key=idempotency_key
+    )
+    return True
+
+
+def customer_for_stripe_id(*, stripe_customer_id: str) -> Customer:
+    """The portal customer behind a processor customer, linking or creating one by email if needed.
+
+    People who buy through a Stripe checkout exist at Stripe before they ever sign in here.
+    """
+    customer = Customer.objects.select_related("user").filter(stripe_customer_id=stripe_customer_id).first()
+    if customer:
+        return customer
+    remote = get_gateway().customer_retrieve(customer_id=stripe_customer_id)
+    from accounts.services import customer_get_or_create
+
+    user = User.objects.filter(email__iexact=remote.email).first() if remote.email else None
+    if user is None:
+        if not remote.email:
+            raise BillingError(f"Stripe customer {stripe_customer_id} has no email address")
+        user = User.objects.create_user(email=remote.email, password=None)
+    customer = customer_get_or_create(user=user)
+    if customer.stripe_customer_id and customer.stripe_customer_id != stripe_customer_id:
+        raise BillingError(
+            f"{remote.email} is linked to Stripe customer {customer.stripe_customer_id}, not {stripe_customer_id}"
+        )
+    updates = {"stripe_customer_id": stripe_customer_id}
+    if remote.name and not customer.full_name:
+        updates["full_name"] = remote.name
+    Customer.objects.filter(pk=customer.pk).update(**updates)
+    for field, value in updates.items():
+        setattr(customer, field, value)
+    audit_record(action="stripe.customer_linked", customer=customer, actor_kind=ActorKind.STRIPE, changes=updates)
+    return customer
+
+
+# ---------------------------------------------------------------------------------------------
+# Cards
+# ---------------------------------------------------------------------------------------------
+
+
+def card_setup_start(*, customer: Customer) -> GatewaySetupIntent:
+    """Open a SetupIntent for the browser to confirm with Stripe.js; nothing is stored yet."""
+    stripe_id = stripe_customer_ensure(customer=customer)
+    return get_gateway().setup_intent_create(customer_id=stripe_id, idempotency_key=_key("setup", customer.pk))
+
+
+def _card_mirror(*, customer: Customer, remote, is_default: bool) -> Card:
+    if is_default:
+        customer.cards.filter(is_default=True).exclude(stripe_payment_method_id=remote.id).update(is_default=False)
+    card, _ = Card.objects.update_or_create(
+        stripe_payment_method_id=remote.id,
+        defaults={
+            "customer": customer,
+            "brand": remote.brand,
+            "last4": remote.last4,
+            "exp_month": remote.exp_month,
+            "exp_year": remote.exp_year,
+            "is_default": is_default,
+        },
+    )
+    return card
+
+
+def _subscriptions_paying_by_own_card(customer: Customer) -> list[Subscription]:
+    """Live subscriptions with a card of their own; the others follow the customer's default card."""
+    return list(
+        customer.subscriptions.select_for_update()
+        .filter(status__in=LIVE_STATUSES)
+        .exclude(default_payment_method_id="")
+    )
+
+
+@transaction.atomic
+def card_set_default(*, customer: Customer, payment_method_id: str, by: User | None) -> Card:
+    """Attach the payment method, make it the default for the customer and their live subscriptions, mirror it."""
+    customer = Customer.objects.select_for_update().select_related("user").get(pk=customer.pk)
+    own_card_subscriptions = _subscriptions_paying_by_own_card(customer)
+    remote = get_gateway().card_attach_as_default(
+        customer_id=stripe_customer_ensure(customer=customer),
+        payment_method_id=payment_method_id,
+        subscription_ids=[s.stripe_subscription_id for s in own_card_subscriptions],
+        idempotency_key=f"portal:card-default:{customer.pk}:{payment_method_id}",
+    )
+    previous = customer.cards.filter(is_default=True).first()
+    card = _card_mirror(customer=customer, remote=remote, is_default=True)
+    for subscription in own_card_subscriptions:
+        subscription.default_payment_method_id = remote.id
+        subscription.save(update_fields=["default_payment_method_id"])
+    if previous is None or previous.pk != card.pk:
+        audit_record(
+            action="card.default_changed",
+            customer=customer,
+            actor=by,
+            changes={"card": [str(previous or ""), str(card)], "subscriptions": len(own_card_subscriptions)},
+        )
+        _email(
+            customer=customer,
+            kind="card_updated",
+            key=f"card_updated:{customer.pk}:{card.stripe_payment_method_id}",
+            context={
+                "brand": card.brand_display,
+                "last4": card.last4,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+            },
+        )
+    if by is not None and not by.is_staff:
+        customer_record_activity(user_id=by.pk)
+    return card
+
+
+def card_save_from_setup(*, customer: Customer, setup_intent_id: str, by: User | None) -> Card:
+    """Finish a card update the browser confirmed: check the SetupIntent is this customer's and succeeded."""
+    intent = get_gateway().setup_intent_retrieve(setup_intent_id=setup_intent_id)
+    if not customer.stripe_customer_id or intent.customer_id != customer.stripe_customer_id:
+        raise BillingError(CARD_SETUP_NOT_FOUND)
+    if intent.status != "succeeded" or not intent.payment_method_id:
+        raise BillingError(CARD_SETUP_INCOMPLETE)
+    return card_set_default(customer=customer, payment_method_id=intent.payment_method_id, by=by)
+
+
+@transaction.atomic
+def card_remove(*, card: Card, by: User | None) -> None:
+    """Detach a card that is not the default; never the only card of a live subscription."""
+    card = Card.objects.select_for_update().select_related("customer").get(pk=card.pk)
+    customer = card.customer
+    has_live = customer.subscriptions.filter(status__in=LIVE_STATUSES).exists()
+    if has_live and customer.cards.count() == 1:
+        raise BillingError(CARD_ONLY_ONE_FOR_SUBSCRIPTION)
+    if card.is_default:
+        raise BillingError(CARD_IS_DEFAULT)
+    if Subscription.objects.filter(
+        customer=customer, status__in=LIVE_STATUSES, default_payment_method_id=card.stripe_payment_method_id
+    ).exists():
+        raise BillingError(CARD_ONLY_ONE_FOR_SUBSCRIPTION)
+    get_gateway().card_detach(
+        payment_method_id=card.stripe_payment_method_id,
+        idempotency_key=f"portal:card-detach:{card.stripe_payment_method_id}",
+    )
+    audit_record(action="card.removed", customer=customer, actor=by, changes={"card": str(card)})
+    card.delete()
+
+
+@transaction.atomic
+def customer_cards_sync(*, customer: Customer) -> list[Card]:
+    """Make the card mirror exactly the processor's cards and default for this customer."""
+    if not customer.stripe_customer_id:
+        return []
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    gateway = get_gateway()
+    remote_customer = gateway.customer_retrieve(customer_id=customer.stripe_customer_id)
+    remote_cards = gateway.cards_list(customer_id=customer.stripe_customer_id)
+    default_id = remote_customer.default_payment_method_id
+    stale = customer.cards.exclude(stripe_payment_method_id__in=[c.id for c in remote_cards])
+    if removed := [str(card) for card in stale]:
+        audit_record(action="card.removed", customer=customer, actor_kind=ActorKind.STRIPE, changes={"cards": removed})
+    stale.delete()
+    customer.cards.update(is_default=False)
+    return [_card_mirror(customer=customer, remote=c, is_default=c.id == default_id) for c in remote_cards]
+
+
+# ---------------------------------------------------------------------------------------------
+# Subscriptions
+# ---------------------------------------------------------------------------------------------
+
+
+def _offer_for_price(price_id: str) -> Offer | None:
+    return Offer.objects.filter(stripe_price_id=price_id).first() if price_id else None
+
+
+@transaction.atomic
+def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) -> Subscription:
+    """Upsert the mirror from the processor's subscription; audit, revoke and email on each transition."""
+    customer = customer_for_stripe_id(stripe_customer_id=remote.customer_id)
+    subscription = Subscription.objects.select_for_update().filter(
+        stripe_subscription_id=remote.id
+    ).first() or Subscription(stripe_subscription_id=remote.id, customer=customer, created_at=timezone.now())
+    before = {
+        "status": subscription.status,
+        "cancel_at_period_end": subscription.cancel_at_period_end,
+        "paused": subscription.paused,
+    }
+    is_new = subscription.pk is None
+    subscription.customer = customer
+    subscription.offer = _offer_for_price(remote.price_id) or subscription.offer
+    subscription.stripe_price_id = remote.price_id
+    subscription.status = remote.status if remote.status in SubscriptionStatus.values else SubscriptionStatus.INCOMPLETE
+    subscription.amount = remote.amount
+    subscription.currency = remote.currency or subscription.currency
+    subscription.interval = remote.interval
+    subscription.current_period_end = remote.current_period_end
+    subscription.cancel_at_period_end = remote.cancel_at_period_end
+    subscription.canceled_at = remote.canceled_at
+    subscription.paused = remote.paused
+    subscription.resumes_at = remote.resumes_at
+    subscription.default_payment_method_id = remote.default_payment_method_id
+    subscription.synced_at = timezone.now()
+    subscription.save()
+    after = {k: getattr(subscription, k) for k in before}
+    changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    if is_new:
+        audit_record(
+            action="subscription.created",
+            customer=customer,
+            actor=by,
+            actor_kind=_actor_kind(by),
+            changes={"subscription": remote.id, "status": subscription.status},
+        )
+    elif changes:
+        entry = audit_record(
+            action="subscription.changed",
+            customer=customer,
+            actor=by,
+            actor_kind=_actor_kind(by),
+            changes={"subscription": remote.id, **changes},
+        )
+        _subscription_notify(subscription=subscription, before=before, revision=entry.pk)
+    return subscription
+
+
+def _subscription_notify(*, subscription: Subscription, before: dict, revision: int) -> None:
+    """Email the customer about a transition and, when the subscription has ended, end its access."""
+    name = subscription.offer.name if subscription.offer else str(_("your subscription"))
+    customer, sid = subscription.customer, subscription.stripe_subscription_id
+    if subscription.status == SubscriptionStatus.CANCELED and before["status"] != SubscriptionStatus.CANCELED:
+        _subscription_access_end(subscription=subscription)
+        _email(
+            customer=customer,
+            kind="subscription_canceled",
+            key=f"subscription_canceled:{sid}",
+            context={"offer_name": name},
+        )
+    elif subscription.cancel_at_period_end and not before["cancel_at_period_end"]:
+        ends = subscription.current_period_end.isoformat() if subscription.current_period_end else None
+        _email(
+            customer=customer,
+            kind="subscription_cancel_scheduled",
+            key=f"subscription_cancel_scheduled:{sid}:{revision}",
+            context={"offer_name": name, "ends_at": ends},
+        )
+    if subscription.paused and not before["paused"]:
+        resumes = subscription.resumes_at.isoformat() if subscription.resumes_at else None
+        _email(
+            customer=customer,
+            kind="subscription_paused",
+            key=f"subscription_paused:{sid}:{revision}",
+            context={"offer_name": name, "resumes_at": resumes},
+        )
+    elif before["paused"] and not subscription.paused and subscription.status != SubscriptionStatus.CANCELED:
+        _email(
+            customer=customer,
+            kind="subscription_resumed",
+            key=f"subscription_resumed:{sid}:{revision}",
+            context={"offer_name": name},
+        )
+
+
+def _subscription_access_end(*, subscription: Subscription) -> int:
+    """Revoke the access that this subscription's payments granted."""
+    from purchases.models import AccessGrant
+    from purchases.services import access_revoke
+
+    grants = AccessGrant.objects.filter(
+        purchase__stripe_subscription_id=subscription.stripe_subscription_id, revoked_at=None
+    ).select_related("product", "customer")
+    count = 0
+    for grant in grants:
+        access_revoke(grant=grant, reason="subscription ended")
+        count += 1
+    return count
+
+
+def _lock_subscription(subscription: Subscription) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",)).select_related("customer", "offer").get(pk=subscription.pk)
+    )
+
+
+@transaction.atomic
+def subscription_cancel(*, subscription: Subscription, by: User | None, at_period_end: bool = True) -> Subscription:
+    """Cancel at the end of the paid period (access kept until then) or, for staff, now."""
+    subscription = _lock_subscription(subscription)
+    self_service = by is not None and not by.is_staff
+    if self_service and not site_settings_get().self_cancel_enabled:
+        raise BillingError(SELF_CANCEL_OFF)
+    if subscription.status not in LIVE_STATUSES and not (subscription.paused and not self_service):
+        raise BillingError(SUBSCRIPTION_NOT_CANCELLABLE, {"status": subscription.display_status.lower()})
+    gateway = get_gateway()
+    if at_period_end or self_service:
+        if subscription.cancel_at_period_end:
+            date = subscription.current_period_end
+            raise BillingError(SUBSCRIPTION_ALREADY_CANCELLING, {"date": date.date() if date else "-"})
+        remote = gateway.subscription_set_cancel_at_period_end(
+            subscription_id=subscription.stripe_subscription_id,
+            cancel=True,
+            idempotency_key=_key("subscription-cancel-at-period-end", subscription.stripe_subscription_id),
+        )
+    else:
+        remote = gateway.subscription_cancel_now(
+            subscription_id=subscription.stripe_subscription_id,
+            idempotency_key=f"portal:subscription-cancel-now:{subscription.stripe_subscription_id}",
+        )
+    if self_service:
+        customer_record_activity(user_id=by.pk)
+    return subscription_sync(remote=remote, by=by)
+
+
+@transaction.atomic
+def subscription_cancel_undo(*, subscription: Subscription, by: User | None) -> Subscription:
+    """Keep a subscription that was set to end at the period end."""
+    subscription = _lock_subscription(subscription)
+    if not subscription.cancel_at_period_end or subscription.status == SubscriptionStatus.CANCELED:
+        raise BillingError(SUBSCRIPTION_NOT_CANCELLING)
+    remote = get_gateway().subscription_set_cancel_at_period_end(
+        subscription_id=subscription.stripe_subscription_id,
+        cancel=False,
+        idempotency_key=_key("subscription-keep", subscription.stripe_subscription_id),
+    )
+    if by is not None and not by.is_staff:
+        customer_record_activity(user_id=by.pk)
+    return subscription_sync(remote=remote, by=by)
+
+
+@transaction.atomic
+def subscription_pause(*, subscription: Subscription, by: User | None, resumes_at: datetime | None = None):
+    """Pause collection (staff): no charges until resumed, or until `resumes_at`."""
+    subscription = _lock_subscription(subscription)
+    if not subscription.is_live:
+        raise BillingError(SUBSCRIPTION_NOT_PAUSABLE)
+    remote = get_gateway().subscription_pause(
+        subscription_id=subscription.stripe_subscription_id,
+        resumes_at=resumes_at,
+        idempotency_key=_key("subscription-pause", subscription.stripe_subscription_id),
+    )
+    return subscription_sync(remote=remote, by=by)
+
+
+@transaction.atomic
+def subscription_resume(*, subscription: Subscription, by: User | None) -> Subscription:
+    subscription = _lock_subscription(subscription)
+    if not subscription.paused:
+        raise BillingError(SUBSCRIPTION_NOT_PAUSED)
+    remote = get_gateway().subscription_resume(
+        subscription_id=subscription.stripe_subscription_id,
+        idempotency_key=_key("subscription-resume", subscription.stripe_subscription_id),
+    )
+    return subscription_sync(remote=remote, by=by)
+
+
+@transaction.atomic
+def customer_subscriptions_sync(*, customer: Customer) -> list[Subscription]:
+    if not customer.stripe_customer_id:
+        return []
+    remotes = get_gateway().subscriptions_list(customer_id=customer.stripe_customer_id)
+    return [subscription_sync(remote=remote) for remote in remotes]
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices and refunds
+# ---------------------------------------------------------------------------------------------
+
+
+def _tax_rate(invoice: GatewayInvoice) -> Decimal:
+    net = invoice.amount_paid - invoice.tax
+    if not invoice.tax or net <= 0:
+        return Decimal(0)
+    return (Decimal(invoice.tax) * 100 / net).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@transaction.atomic
+def invoice_record_paid(*, invoice: GatewayInvoice) -> Purchase | None:
+    """A paid invoice becomes one purchase, its receipt and its access grants, exactly once."""
+    if invoice.status != "paid" or invoice.amount_paid <= 0:
+        return None
+    existing = Purchase.objects.filter(stripe_invoice_id=invoice.id).first()
+    if existing:
+        return existing
+    offer = _offer_for_price(invoice.price_id)
+    if offer is None:
+        raise BillingError(NO_OFFER_FOR_PRICE % {"price": invoice.price_id or "(none)"})
+    customer = customer_for_stripe_id(stripe_customer_id=invoice.customer_id)
+    try:
+        with transaction.atomic():
+            purchase = purchase_record(
+                customer=customer,
+                offer=offer,
+                amount=invoice.amount_paid,
+                purchased_at=invoice.paid_at,
+                tax_rate=_tax_rate(invoice),
+                stripe_invoice_id=invoice.id,
+                stripe_charge_id=invoice.charge_id,
+                stripe_payment_intent_id=invoice.payment_intent_id,
+                stripe_subscription_id=invoice.subscription_id,
+            )
+    except IntegrityError:
+        # Another delivery of the same invoice won the race; its purchase is the one.
+        return Purchase.objects.get(stripe_invoice_id=invoice.id)
+    Customer.objects.filter(pk=customer.pk).update(last_activity_at=timezone.now())
+    if offer.kind == OfferKind.PAYMENT_PLAN and invoice.subscription_id:
+        _payment_plan_finish_if_paid(offer=offer, subscription_id=invoice.subscription_id)
+    return purchase
+
+
+def _payment_plan_finish_if_paid(*, offer: Offer, subscription_id: str) -> None:
+    """After the last instalment, a payment plan's subscription ends instead of charging again."""
+    paid = Purchase.objects.filter(stripe_subscription_id=subscription_id).count()
+    if offer.installments and paid >= offer.installments:
+        subscription = Subscription.objects.filter(stripe_subscription_id=subscription_id).first()
+        if subscription and not subscription.cancel_at_period_end and subscription.status in LIVE_STATUSES:
+            remote = get_gateway().subscription_set_cancel_at_period_end(
+                subscription_id=subscription_id,
+                cancel=True,
+                idempotency_key=f"portal:payment-plan-complete:{subscription_id}",
+            )
+            subscription_sync(remote=remote)
+
+
+@transaction.atomic
+def invoice_record_failed(*, invoice: GatewayInvoice) -> None:
+    """A failed payment: refresh the subscription, record it, and tell the customer how to fix it (once)."""
+    customer = customer_for_stripe_id(stripe_customer_id=invoice.customer_id)
+    offer_name = ""
+    if invoice.subscription_id:
+        subscription = subscription_sync(
+            remote=get_gateway().subscription_retrieve(subscription_id=invoice.subscription_id)
+        )
+        offer_name = subscription.offer.name if subscription.offer else ""
+    audit_record(
+        action="payment.failed",
+        customer=customer,
+        actor_kind=ActorKind.STRIPE,
+        changes={"invoice": invoice.id, "amount": invoice.amount_due, "currency": invoice.currency},
+    )
+    _email(
+        customer=customer,
+        kind="payment_failed",
+        key=f"payment_failed:{invoice.id}",
+        context={"offer_name": offer_name, "amount": invoice.amount_due, "currency": invoice.currency},
+    )
+
+
+@transaction.atomic
+def charge_refunds_sync(*, charge_id: str) -> list[Refund]:
+    """Record the processor's refunds of a charge that we have not recorded yet."""
+    purchase = Purchase.objects.select_related("offer", "customer").filter(stripe_charge_id=charge_id).first()
+    if purchase is None:
+        return []
+    known = set(purchase.refunds.exclude(stripe_refund_id="").values_list("stripe_refund_id", flat=True))
+    recorded = []
+    for remote in get_gateway().refunds_list(charge_id=charge_id):
+        if remote.id in known or remote.status not in ("succeeded", "pending"):
+            continue
+        refund = refund_record(purchase=purchase, amount=remote.amount, reason="Stripe", stripe_refund_id=remote.id)
+        receipt = purchase.receipts.order_by("issued_at", "pk").first()
+        _email(
+            customer=purchase.customer,
+            kind="refund_issued",
+            key=f"refund_issued:{remote.id}",
+            context={
+                "offer_name": purchase.offer.name,
+                "amount": remote.amount,
+                "currency": purchase.currency,
+                "receipt_number": receipt.number if receipt else "",
+            },
+        )
+        recorded.append(refund)
+    return recorded
+
+
+def customer_sync_from_processor(*, customer: Customer) -> tuple[list[Card], list[Subscription]]:
+    """Backfill one customer's cards and subscriptions from the processor (used by `stripe_sync`)."""
+    with transaction.atomic():
+        cards = customer_cards_sync(customer=customer)
+        subscriptions = customer_subscriptions_sync(customer=customer)
+    return cards, subscriptions

@@ -1,0 +1,42 @@
+"""Background work for billing: pushing contact changes to the payment processor."""
+
+import logging
+from datetime import timedelta
+
+from django.tasks import task
+from django.utils import timezone
+
+from .gateways.base import PaymentError
+
+logger = logging.getLogger(__name__)
+
+# Waits between attempts: 1, 2, 4 … minutes, at most 6 hours; a push is retried until it lands.
+RETRY_BASE_SECONDS = 60
+RETRY_MAX_SECONDS = 6 * 60 * 60
+
+
+def retry_delay(attempt: int) -> timedelta:
+    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS))
+
+
+@task
+def customer_push(customer_id: int, idempotency_key: str, attempt: int = 1) -> bool:
+    """Push one customer's current contact details to the processor; on failure, queue the next attempt."""
+    from .services import stripe_customer_push
+
+    try:
+        return stripe_customer_push(customer_id=customer_id, idempotency_key=idempotency_key)
+    except PaymentError as error:
+        delay = retry_delay(attempt)
+        logger.warning(
+            "customer %s: push to processor failed (%s, attempt %s); retrying in %s",
+            customer_id,
+            type(error).__name__,
+            attempt,
+            delay,
+        )
+        next_attempt = customer_push
+        if next_attempt.get_backend().supports_defer:
+            next_attempt = next_attempt.using(run_after=timezone.now() + delay)
+        next_attempt.enqueue(customer_id, idempotency_key, attempt + 1)
+        return False

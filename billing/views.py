@@ -1,0 +1,240 @@
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.services import customer_get_or_create
+from portal.selectors import site_settings_for_request, site_settings_get
+
+from . import selectors
+from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
+from .models import Card, Subscription, WebhookStatus
+from .services import (
+    BillingError,
+    card_remove,
+    card_save_from_setup,
+    card_set_default,
+    card_setup_start,
+    stripe_customer_ensure,
+    subscription_cancel,
+    subscription_cancel_undo,
+)
+from .webhooks import webhook_receive
+
+logger = logging.getLogger(__name__)
+
+SETUP_ID_MISSING = _("Your card details did not arrive. Please enter your card again.")
+
+
+def _detached_guard(request):
+    """When the creator detached the processor, billing pages show whom to contact instead."""
+    if not site_settings_for_request(request).processor_attached:
+        return render(request, "billing/detached.html", status=200)
+    return None
+
+
+def _customer_object(getter, **kwargs):
+    try:
+        return getter(**kwargs)
+    except (Card.DoesNotExist, Subscription.DoesNotExist, ValueError):
+        raise Http404 from None
+
+
+@login_required
+def index(request):
+    if response := _detached_guard(request):
+        return response
+    customer = customer_get_or_create(user=request.user)
+    subscriptions = list(selectors.subscriptions_for_customer(customer=customer))
+    cards = selectors.cards_for_customer(customer=customer)
+    paid = selectors.installments_paid(subscriptions=subscriptions)
+    cards_by_id = {card.stripe_payment_method_id: card for card in cards}
+    default_card = next((card for card in cards if card.is_default), None)
+    rows = []
+    for subscription in subscriptions:
+        offer = subscription.offer
+        installments_left = None
+        if offer and offer.installments:
+            installments_left = max(offer.installments - paid.get(subscription.stripe_subscription_id, 0), 0)
+        rows.append(
+            {
+                "subscription": subscription,
+                "card": cards_by_id.get(subscription.default_payment_method_id) or default_card,
+                "installments_left": installments_left,
+            }
+        )
+    has_live = any(subscription.is_live for subscription in subscriptions)
+    return render(
+        request,
+        "billing/index.html",
+        {"cards": cards, "rows": rows, "has_live_subscription": has_live, "single_card": len(cards) == 1},
+    )
+
+
+@login_required
+def card_new(request):
+    """The card form (GET) and the finish of a card update the browser confirmed (POST)."""
+    if response := _detached_guard(request):
+        return response
+    customer = customer_get_or_create(user=request.user)
+    error = ""
+    offer_hosted_page = False
+    if request.method == "POST":
+        setup_intent_id = request.POST.get("setup_intent", "").strip()
+        if not setup_intent_id.startswith("seti_"):
+            error = SETUP_ID_MISSING
+        else:
+            try:
+                card = card_save_from_setup(customer=customer, setup_intent_id=setup_intent_id, by=request.user)
+            except BillingError as failure:
+                error = failure.message
+            except CardDeclined as failure:
+                error = failure.user_message
+            except PaymentError as failure:
+                error = failure.user_message
+                offer_hosted_page = True
+            else:
+                messages.success(request, _("Your card ending in %(last4)s is now your default card.") % card.__dict__)
+                return redirect("billing:index")
+    return render(
+        request,
+        "billing/card_new.html",
+        {
+            "error": error,
+            "offer_hosted_page": offer_hosted_page,
+            "stripe_js_url": settings.STRIPE_JS_URL,
+            "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_POST
+def card_setup(request):
+    """Open a SetupIntent for Stripe.js (called by card.js when the customer submits the card form)."""
+    if not site_settings_for_request(request).processor_attached:
+        return JsonResponse({"error": str(_("Billing is handled directly by the business."))}, status=409)
+    customer = customer_get_or_create(user=request.user)
+    try:
+        intent = card_setup_start(customer=customer)
+    except PaymentError as failure:
+        return JsonResponse({"error": failure.user_message}, status=503)
+    return JsonResponse({"client_secret": intent.client_secret})
+
+
+@login_required
+@require_POST
+def card_make_default(request, pk):
+    customer = customer_get_or_create(user=request.user)
+    card = _customer_object(selectors.card_for_customer, customer=customer, pk=pk)
+    try:
+        card_set_default(customer=customer, payment_method_id=card.stripe_payment_method_id, by=request.user)
+    except (BillingError, PaymentError) as failure:
+        messages.error(request, getattr(failure, "user_message", None) or failure.message)
+    else:
+        messages.success(request, _("Your card ending in %(last4)s is now your default card.") % {"last4": card.last4})
+    return redirect("billing:index")
+
+
+@login_required
+@require_POST
+def card_delete(request, pk):
+    customer = customer_get_or_create(user=request.user)
+    card = _customer_object(selectors.card_for_customer, customer=customer, pk=pk)
+    try:
+        card_remove(card=card, by=request.user)
+    except BillingError as failure:
+        messages.error(request, failure.message)
+    except PaymentError as failure:
+        messages.error(request, failure.user_message)
+    else:
+        messages.success(request, _("The card ending in %(last4)s was removed.") % {"last4": card.last4})
+    return redirect("billing:index")
+
+
+@login_required
+def subscription_cancel_confirm(request, pk):
+    """Confirm page (GET) and the cancellation at period end (POST)."""
+    if response := _detached_guard(request):
+        return response
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    if request.method == "POST":
+        try:
+            subscription = subscription_cancel(subscription=subscription, by=request.user, at_period_end=True)
+        except BillingError as failure:
+            messages.error(request, failure.message)
+        except PaymentError as failure:
+            messages.error(request, failure.user_message)
+        else:
+            messages.success(
+                request,
+                _("Your subscription will end on %(date)s. You keep access until then.")
+                % {"date": _local_date(subscription.current_period_end)},
+            )
+        return redirect("billing:index")
+    return render(request, "billing/subscription_cancel.html", {"subscription": subscription})
+
+
+@login_required
+@require_POST
+def subscription_keep(request, pk):
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    try:
+        subscription_cancel_undo(subscription=subscription, by=request.user)
+    except BillingError as failure:
+        messages.error(request, failure.message)
+    except PaymentError as failure:
+        messages.error(request, failure.user_message)
+    else:
+        messages.success(request, _("Your subscription continues. Nothing more to do."))
+    return redirect("billing:index")
+
+
+@login_required
+@require_POST
+def hosted_update(request):
+    """Fallback: the processor's own card-update page, when our update was refused."""
+    customer = customer_get_or_create(user=request.user)
+    try:
+        url = get_gateway().billing_portal_url(
+            customer_id=stripe_customer_ensure(customer=customer),
+            return_url=request.build_absolute_uri(reverse("billing:index")),
+        )
+    except PaymentError:
+        messages.error(
+            request,
+            _("The card update page is not available right now. Please contact %(email)s.")
+            % {"email": site_settings_get().business_email or _("us")},
+        )
+        return redirect("billing:index")
+    return redirect(url)
+
+
+def _local_date(value):
+    from django.utils import formats, timezone
+
+    return formats.date_format(timezone.localtime(value), "DATE_FORMAT") if value else ""
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    """Stripe's webhook endpoint: signed by Stripe, so it is the one view without a CSRF token."""
+    try:
+        event = webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+    except SignatureInvalid:
+        logger.warning("webhook refused: signature did not verify")
+        return HttpResponseBadRequest("signature did not verify")
+    if event.status == WebhookStatus.FAILED:
+        return HttpResponse("failed; recorded for retry", status=500)
+    return HttpResponse("ok")

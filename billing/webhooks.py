@@ -1,0 +1,141 @@
+"""Stripe webhooks: verify, store once, apply by re-reading the object from the processor.
+
+An event is stored under its unique Stripe id before anything else happens, so a duplicate
+delivery (or five at once) finds the row and does nothing. Handlers never trust the event's
+copy of the object: they fetch the current object through the gateway, so deliveries out of
+order end in the processor's current state. A handler runs inside one transaction; if it
+fails, its writes roll back, the error is kept on the event row, and a redelivery by Stripe or
+"retry" in admin applies it again.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Customer
+
+from .gateways.base import GatewayEvent, get_gateway
+from .models import WebhookEvent, WebhookStatus
+from .services import (
+    charge_refunds_sync,
+    customer_cards_sync,
+    invoice_record_failed,
+    invoice_record_paid,
+    subscription_sync,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _subscription(event: WebhookEvent) -> None:
+    subscription_sync(remote=get_gateway().subscription_retrieve(subscription_id=event.object_id))
+
+
+def _invoice_paid(event: WebhookEvent) -> None:
+    invoice = get_gateway().invoice_retrieve(invoice_id=event.object_id)
+    if invoice.subscription_id:
+        subscription_sync(remote=get_gateway().subscription_retrieve(subscription_id=invoice.subscription_id))
+    invoice_record_paid(invoice=invoice)
+
+
+def _invoice_failed(event: WebhookEvent) -> None:
+    invoice_record_failed(invoice=get_gateway().invoice_retrieve(invoice_id=event.object_id))
+
+
+def _payment_method(event: WebhookEvent) -> None:
+    """Attached, detached or updated: re-read the owner's cards (a detached card names no customer)."""
+    obj = (event.payload.get("data") or {}).get("object") or {}
+    customer_ids = {obj.get("customer")} | {
+        ((event.payload.get("data") or {}).get("previous_attributes") or {}).get("customer")
+    }
+    for customer in Customer.objects.filter(stripe_customer_id__in=[c for c in customer_ids if c]):
+        customer_cards_sync(customer=customer)
+    if not any(customer_ids):
+        # Detached: Stripe's copy no longer names the customer; find the card's owner in our mirror.
+        for customer in Customer.objects.filter(cards__stripe_payment_method_id=event.object_id).distinct():
+            customer_cards_sync(customer=customer)
+
+
+def _customer_updated(event: WebhookEvent) -> None:
+    for customer in Customer.objects.filter(stripe_customer_id=event.object_id):
+        customer_cards_sync(customer=customer)  # the default card may have changed
+
+
+def _charge_refunded(event: WebhookEvent) -> None:
+    charge_refunds_sync(charge_id=event.object_id)
+
+
+HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
+    "customer.subscription.created": _subscription,
+    "customer.subscription.updated": _subscription,
+    "customer.subscription.deleted": _subscription,
+    "customer.subscription.paused": _subscription,
+    "customer.subscription.resumed": _subscription,
+    "invoice.paid": _invoice_paid,
+    "invoice.payment_succeeded": _invoice_paid,  # what localstripe (and older accounts) send
+    "invoice.payment_failed": _invoice_failed,
+    "payment_method.attached": _payment_method,
+    "payment_method.detached": _payment_method,
+    "payment_method.updated": _payment_method,
+    "payment_method.automatically_updated": _payment_method,
+    "customer.updated": _customer_updated,
+    "charge.refunded": _charge_refunded,
+}
+
+
+def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
+    """Verify and store one delivery, then apply it unless it was applied before. Raises SignatureInvalid."""
+    event: GatewayEvent = get_gateway().event_construct(
+        payload=payload, signature=signature, secret=settings.STRIPE_WEBHOOK_SECRET
+    )
+    status = WebhookStatus.RECEIVED if event.type in HANDLERS else WebhookStatus.IGNORED
+    try:
+        with transaction.atomic():
+            row = WebhookEvent.objects.create(
+                stripe_event_id=event.id,
+                type=event.type,
+                object_id=event.object_id,
+                payload=event.payload,
+                status=status,
+            )
+    except IntegrityError:
+        row = WebhookEvent.objects.get(stripe_event_id=event.id)
+        if row.status != WebhookStatus.FAILED:
+            logger.info("webhook %s (%s): duplicate delivery", event.id, event.type)
+            return row
+    if row.status == WebhookStatus.IGNORED:
+        return row
+    return webhook_event_apply(event=row)
+
+
+def webhook_event_apply(*, event: WebhookEvent) -> WebhookEvent:
+    """Apply a stored event in one transaction; keep the error on the row if it fails."""
+    handler = HANDLERS.get(event.type)
+    try:
+        with transaction.atomic():
+            locked = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+            if locked.status in (WebhookStatus.PROCESSED, WebhookStatus.IGNORED):
+                return locked  # another delivery or worker applied it meanwhile
+            if handler is None:
+                locked.status = WebhookStatus.IGNORED
+            else:
+                handler(locked)
+                locked.status = WebhookStatus.PROCESSED
+                locked.error = ""
+            locked.attempts += 1
+            locked.processed_at = timezone.now()
+            locked.save(update_fields=["status", "error", "attempts", "processed_at"])
+            return locked
+    except Exception as error:  # recorded on the row for a retry; the caller answers 500 so Stripe retries too
+        logger.exception("webhook %s (%s) failed", event.stripe_event_id, event.type)
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            status=WebhookStatus.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            attempts=F("attempts") + 1,
+        )
+        event.refresh_from_db()
+        return event

@@ -1,0 +1,335 @@
+"""Billing services against the in-memory fake gateway: cards, subscriptions, invoices, refunds, the push."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Customer, User
+from accounts.services import customer_update_contact
+from billing import services
+from billing.gateways.base import CardDeclined, TemporarilyUnavailable
+from billing.models import Card, Subscription, SubscriptionStatus
+from billing.tasks import customer_push, retry_delay
+from portal.models import AuditEntry, SiteSettings
+from purchases.models import AccessGrant, Purchase, Receipt
+from tests.factories import OfferFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def calls(gateway, name):
+    return [kwargs for call, kwargs in gateway.calls if call == name]
+
+
+# The processor's customer -----------------------------------------------------------------------
+
+
+def test_the_processor_customer_is_created_once_when_first_needed(customer, gateway):
+    assert customer.stripe_customer_id == ""
+    first = services.stripe_customer_ensure(customer=customer)
+    second = services.stripe_customer_ensure(customer=Customer.objects.get(pk=customer.pk))
+    assert first == second == Customer.objects.get(pk=customer.pk).stripe_customer_id
+    created = calls(gateway, "customer_create")
+    assert len(created) == 1
+    assert created[0]["details"].email == customer.email
+    assert created[0]["idempotency_key"] == f"portal:customer-create:{customer.pk}"
+
+
+def test_a_contact_edit_queues_a_push_after_commit_and_the_task_pushes_current_details(
+    stripe_customer, gateway, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        customer_update_contact(customer=stripe_customer, data={"full_name": "Ada Lovelace"}, by=stripe_customer.user)
+    assert len(callbacks) == 1  # nothing reaches the processor before the save commits
+    assert calls(gateway, "customer_update") == []
+
+    assert customer_push.call(stripe_customer.pk, "portal:customer-push:test") is True
+    pushed = calls(gateway, "customer_update")[-1]
+    assert pushed["details"].name == "Ada Lovelace"
+    assert pushed["idempotency_key"] == "portal:customer-push:test"
+    assert gateway.customers[stripe_customer.stripe_customer_id].name == "Ada Lovelace"
+
+
+def test_an_edit_of_fields_the_processor_does_not_hold_queues_nothing(
+    stripe_customer, gateway, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        customer_update_contact(customer=stripe_customer, data={"phone": "+44 20 7946 0000"}, by=None)
+    assert [c for c in callbacks if "customer_push" in repr(c)] == []
+
+
+def test_a_failed_push_queues_its_next_attempt_later_with_the_same_key(stripe_customer, gateway):
+    from django_tasks_db.models import DBTaskResult
+
+    Customer.objects.filter(pk=stripe_customer.pk).update(full_name="timeout")  # the fake times out on it
+    before = timezone.now()
+    assert customer_push.call(stripe_customer.pk, "portal:customer-push:k1", 3) is False
+    retry = DBTaskResult.objects.get(task_path="billing.tasks.customer_push")
+    assert retry.args_kwargs["args"] == [stripe_customer.pk, "portal:customer-push:k1", 4]
+    assert retry.run_after >= before + retry_delay(3) - timedelta(seconds=1)
+    assert retry_delay(1) == timedelta(minutes=1)
+    assert retry_delay(50) == timedelta(hours=6)  # capped, and never given up
+
+
+def test_a_customer_without_a_processor_customer_has_nothing_to_push(customer, gateway):
+    assert customer_push.call(customer.pk, "k") is False
+    assert gateway.calls == []
+
+
+def test_a_checkout_customer_unknown_here_gets_an_account_linked_by_email(gateway, db):
+    remote = gateway.customer_create(
+        details=services.CustomerDetails(name="Grace Hopper", email="Grace@Example.com"), idempotency_key="k"
+    )
+    customer = services.customer_for_stripe_id(stripe_customer_id=remote.id)
+    assert customer.user.email == "grace@example.com"
+    assert customer.full_name == "Grace Hopper"
+    assert Customer.objects.get(stripe_customer_id=remote.id) == customer
+    assert not customer.user.has_usable_password()  # they sign in by code, hub link or password reset
+    # An existing account with that address is linked, not duplicated.
+    assert services.customer_for_stripe_id(stripe_customer_id=remote.id) == customer
+    assert User.objects.filter(email__iexact="grace@example.com").count() == 1
+
+
+# Cards -----------------------------------------------------------------------------------------
+
+
+def confirmed_setup(gateway, customer, payment_method_id):
+    intent = services.card_setup_start(customer=customer)
+    gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id=payment_method_id)
+    return intent.id
+
+
+def test_a_confirmed_card_becomes_the_default_and_the_previous_default_stays_on_file(stripe_customer, gateway):
+    first = services.card_set_default(customer=stripe_customer, payment_method_id="pm_first", by=None)
+    setup = confirmed_setup(gateway, stripe_customer, "pm_second")
+
+    card = services.card_save_from_setup(customer=stripe_customer, setup_intent_id=setup, by=stripe_customer.user)
+
+    assert card.stripe_payment_method_id == "pm_second" and card.is_default
+    first.refresh_from_db()
+    assert not first.is_default
+    assert gateway.customers[stripe_customer.stripe_customer_id].default_payment_method_id == "pm_second"
+    entry = AuditEntry.objects.filter(action="card.default_changed").latest("pk")
+    assert entry.customer == stripe_customer and entry.actor == stripe_customer.user
+
+
+def test_a_setup_intent_of_another_customer_is_refused(stripe_customer, other_customer, gateway):
+    services.stripe_customer_ensure(customer=other_customer)
+    setup = confirmed_setup(gateway, other_customer, "pm_theirs")
+    with pytest.raises(services.BillingError) as refused:
+        services.card_save_from_setup(customer=stripe_customer, setup_intent_id=setup, by=stripe_customer.user)
+    assert refused.value.message == str(services.CARD_SETUP_NOT_FOUND)
+    assert not Card.objects.exists()
+
+
+def test_an_unconfirmed_setup_intent_changes_nothing(stripe_customer, gateway):
+    intent = services.card_setup_start(customer=stripe_customer)
+    with pytest.raises(services.BillingError) as refused:
+        services.card_save_from_setup(customer=stripe_customer, setup_intent_id=intent.id, by=None)
+    assert refused.value.message == str(services.CARD_SETUP_INCOMPLETE)
+
+
+@pytest.mark.parametrize(
+    ("payment_method", "error"), [("pm_card_declined", CardDeclined), ("pm_timeout", TemporarilyUnavailable)]
+)
+def test_a_declined_or_timed_out_card_keeps_the_previous_default(stripe_customer, gateway, payment_method, error):
+    first = services.card_set_default(customer=stripe_customer, payment_method_id="pm_first", by=None)
+    setup = confirmed_setup(gateway, stripe_customer, payment_method)
+    with pytest.raises(error) as failure:
+        services.card_save_from_setup(customer=stripe_customer, setup_intent_id=setup, by=None)
+    if error is CardDeclined:
+        assert failure.value.user_message == "Your card was declined."
+    assert list(Card.objects.values_list("stripe_payment_method_id", "is_default")) == [
+        (first.stripe_payment_method_id, True)
+    ]
+
+
+def test_subscriptions_with_a_card_of_their_own_are_moved_to_the_new_card(live_subscription, stripe_customer, gateway):
+    Subscription.objects.filter(pk=live_subscription.pk).update(default_payment_method_id="pm_first")
+    other = gateway.subscription_create(customer_id=stripe_customer.stripe_customer_id, amount=900)
+    services.subscription_sync(remote=other)  # follows the customer's default: no own card
+
+    services.card_set_default(customer=stripe_customer, payment_method_id="pm_new", by=None)
+
+    attach = calls(gateway, "card_attach_as_default")[-1]
+    assert attach["payment_method_id"] == "pm_new"
+    assert gateway.subscriptions[live_subscription.stripe_subscription_id].default_payment_method_id == "pm_new"
+    assert Subscription.objects.get(pk=live_subscription.pk).default_payment_method_id == "pm_new"
+    assert Subscription.objects.get(stripe_subscription_id=other.id).default_payment_method_id == ""
+
+
+def test_the_only_card_of_a_live_subscription_cannot_be_removed(live_subscription, stripe_customer, gateway):
+    card = Card.objects.get(customer=stripe_customer)
+    with pytest.raises(services.BillingError) as refused:
+        services.card_remove(card=card, by=stripe_customer.user)
+    assert refused.value.message == str(services.CARD_ONLY_ONE_FOR_SUBSCRIPTION)
+    assert calls(gateway, "card_detach") == []
+
+
+def test_the_default_card_cannot_be_removed_but_another_can(stripe_customer, gateway):
+    old = services.card_set_default(customer=stripe_customer, payment_method_id="pm_old", by=None)
+    new = services.card_set_default(customer=stripe_customer, payment_method_id="pm_new", by=None)
+    with pytest.raises(services.BillingError) as refused:
+        services.card_remove(card=new, by=None)
+    assert refused.value.message == str(services.CARD_IS_DEFAULT)
+
+    services.card_remove(card=old, by=stripe_customer.user)
+    assert list(Card.objects.values_list("stripe_payment_method_id", flat=True)) == ["pm_new"]
+    assert calls(gateway, "card_detach") == [{"payment_method_id": "pm_old"}]
+
+
+def test_cards_sync_makes_the_mirror_match_the_processor(stripe_customer, gateway):
+    services.card_set_default(customer=stripe_customer, payment_method_id="pm_a", by=None)
+    services.card_set_default(customer=stripe_customer, payment_method_id="pm_b", by=None)
+    gateway.cards.pop("pm_a")  # detached at Stripe
+    services.customer_cards_sync(customer=stripe_customer)
+    assert list(Card.objects.values_list("stripe_payment_method_id", "is_default")) == [("pm_b", True)]
+
+
+# Subscriptions ---------------------------------------------------------------------------------
+
+
+def test_self_cancel_ends_at_period_end_keeps_access_and_can_be_undone(live_subscription, stripe_customer, gateway):
+    user = stripe_customer.user
+    subscription = services.subscription_cancel(subscription=live_subscription, by=user)
+    assert subscription.cancel_at_period_end and subscription.status == SubscriptionStatus.ACTIVE
+    assert gateway.subscriptions[subscription.stripe_subscription_id].cancel_at_period_end is True
+    assert AuditEntry.objects.filter(action="subscription.changed", actor=user).exists()
+
+    with pytest.raises(services.BillingError):
+        services.subscription_cancel(subscription=subscription, by=user)  # already set to end
+
+    subscription = services.subscription_cancel_undo(subscription=subscription, by=user)
+    assert not subscription.cancel_at_period_end
+    assert gateway.subscriptions[subscription.stripe_subscription_id].cancel_at_period_end is False
+
+
+def test_self_cancel_is_refused_when_the_creator_turned_it_off(live_subscription, stripe_customer, gateway):
+    SiteSettings.objects.update_or_create(pk=1, defaults={"self_cancel_enabled": False})
+    with pytest.raises(services.BillingError) as refused:
+        services.subscription_cancel(subscription=live_subscription, by=stripe_customer.user)
+    assert refused.value.message == str(services.SELF_CANCEL_OFF)
+    assert calls(gateway, "subscription_set_cancel_at_period_end") == []
+
+
+def test_a_customer_cannot_cancel_immediately(live_subscription, stripe_customer, gateway):
+    subscription = services.subscription_cancel(
+        subscription=live_subscription, by=stripe_customer.user, at_period_end=False
+    )
+    assert subscription.status == SubscriptionStatus.ACTIVE and subscription.cancel_at_period_end
+    assert calls(gateway, "subscription_cancel_now") == []
+
+
+def test_a_timeout_while_cancelling_leaves_the_mirror_as_it_was(
+    live_subscription, stripe_customer, gateway, monkeypatch
+):
+    def timeout(**kwargs):
+        raise TemporarilyUnavailable("timeout")
+
+    monkeypatch.setattr(gateway.__class__, "subscription_set_cancel_at_period_end", lambda self, **kw: timeout(**kw))
+    with pytest.raises(TemporarilyUnavailable):
+        services.subscription_cancel(subscription=live_subscription, by=stripe_customer.user)
+    live_subscription.refresh_from_db()
+    assert not live_subscription.cancel_at_period_end
+    assert not AuditEntry.objects.filter(action="subscription.changed").exists()
+
+
+def test_when_a_subscription_ends_its_access_is_revoked(live_subscription, stripe_customer, gateway, staff_user):
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+    )
+    services.invoice_record_paid(invoice=invoice)
+    assert AccessGrant.objects.filter(customer=stripe_customer, revoked_at=None).count() == 1
+
+    subscription = services.subscription_cancel(subscription=live_subscription, by=staff_user, at_period_end=False)
+
+    assert subscription.status == SubscriptionStatus.CANCELED
+    assert AccessGrant.objects.filter(customer=stripe_customer, revoked_at=None).count() == 0
+
+
+def test_pause_and_resume(live_subscription, gateway, staff_user):
+    until = timezone.now() + timedelta(days=30)
+    subscription = services.subscription_pause(subscription=live_subscription, by=staff_user, resumes_at=until)
+    assert subscription.paused and subscription.resumes_at == until.replace(microsecond=until.microsecond)
+    assert subscription.display_status == "Paused"
+    subscription = services.subscription_resume(subscription=subscription, by=staff_user)
+    assert not subscription.paused
+
+
+# Invoices and refunds --------------------------------------------------------------------------
+
+
+def test_a_paid_invoice_records_one_purchase_receipt_and_access(live_subscription, stripe_customer, gateway):
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+        charge_id="ch_1",
+    )
+    first = services.invoice_record_paid(invoice=invoice)
+    again = services.invoice_record_paid(invoice=invoice)
+    assert first == again
+    assert Purchase.objects.filter(stripe_invoice_id=invoice.id).count() == 1
+    assert Receipt.objects.filter(purchase=first).count() == 1
+    assert first.amount == 1500 and first.stripe_charge_id == "ch_1"
+    assert first.stripe_subscription_id == live_subscription.stripe_subscription_id
+
+
+def test_a_paid_invoice_for_an_unknown_price_is_refused_with_a_reason(stripe_customer, gateway):
+    invoice = gateway.invoice_create(customer_id=stripe_customer.stripe_customer_id, amount=100, price_id="price_x")
+    with pytest.raises(services.BillingError) as refused:
+        services.invoice_record_paid(invoice=invoice)
+    assert "price_x" in refused.value.message
+    assert not Purchase.objects.exists()
+
+
+def test_a_payment_plan_ends_after_its_last_instalment(stripe_customer, gateway):
+    OfferFactory(kind="payment_plan", interval="month", installments=2, price_amount=5000, stripe_price_id="price_plan")
+    remote = gateway.subscription_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=5000, price_id="price_plan"
+    )
+    services.subscription_sync(remote=remote)
+    for _ in range(2):
+        invoice = gateway.invoice_create(
+            customer_id=stripe_customer.stripe_customer_id,
+            amount=5000,
+            subscription_id=remote.id,
+            price_id="price_plan",
+        )
+        services.invoice_record_paid(invoice=invoice)
+    assert Subscription.objects.get(stripe_subscription_id=remote.id).cancel_at_period_end
+
+
+def test_a_failed_payment_is_recorded(live_subscription, stripe_customer, gateway):
+    gateway.subscription_update(subscription_id=live_subscription.stripe_subscription_id, status="past_due")
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        status="open",
+        subscription_id=live_subscription.stripe_subscription_id,
+    )
+    services.invoice_record_failed(invoice=invoice)
+    assert Subscription.objects.get(pk=live_subscription.pk).status == SubscriptionStatus.PAST_DUE
+    assert AuditEntry.objects.filter(action="payment.failed", customer=stripe_customer).count() == 1
+
+
+def test_refunds_made_at_the_processor_are_recorded_once(live_subscription, stripe_customer, gateway):
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=1500, price_id="price_member", charge_id="ch_9"
+    )
+    purchase = services.invoice_record_paid(invoice=invoice)
+    gateway.refund_create(charge_id="ch_9", amount=500, reason="", idempotency_key="r1")
+    assert len(services.charge_refunds_sync(charge_id="ch_9")) == 1
+    assert services.charge_refunds_sync(charge_id="ch_9") == []
+    purchase.refresh_from_db()
+    assert purchase.amount_refunded == 500 and purchase.status == "partially_refunded"
+
+
+@pytest.fixture
+def staff_user(db):
+    return User.objects.create_user(email="support@example.com", password="x", is_staff=True)

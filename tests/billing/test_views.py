@@ -1,0 +1,174 @@
+"""The /billing/ pages as a signed-in customer sees them, with the fake gateway behind them."""
+
+import pytest
+from django.urls import reverse
+
+from billing.models import Card, Subscription
+from billing.services import card_set_default, subscription_sync
+from portal.models import SiteSettings
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def billing_client(client, stripe_customer, password):
+    client.force_login(stripe_customer.user)
+    return client
+
+
+def test_the_billing_page_lists_cards_and_subscriptions(billing_client, live_subscription, stripe_customer):
+    response = billing_client.get("/billing/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Visa •••• 4242" in page and "Default" in page
+    assert live_subscription.offer.name in page
+    assert "£15.00 / month" in page
+    assert reverse("billing:subscription_cancel", args=[live_subscription.pk]) in page
+    assert "Update billing" in page  # active subscriptions offer it
+    assert "cannot be removed" in page  # the only card of an active subscription says why
+
+
+def test_the_page_costs_the_same_queries_for_one_or_many_cards_and_subscriptions(
+    billing_client, live_subscription, stripe_customer, gateway, django_assert_max_num_queries
+):
+    billing_client.get("/billing/")  # the first visit also records activity and saves the session
+    with django_assert_max_num_queries(8) as one:
+        billing_client.get("/billing/")
+    for index in range(6):
+        card_set_default(customer=stripe_customer, payment_method_id=f"pm_many_{index}", by=None)
+        subscription_sync(
+            remote=gateway.subscription_create(
+                customer_id=stripe_customer.stripe_customer_id, amount=1000 + index, price_id="price_member"
+            )
+        )
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        response = billing_client.get("/billing/")
+    assert response.content.decode().count("data-subscription=") == 7
+
+
+def test_a_past_due_or_cancelled_subscription_does_not_offer_update_billing(billing_client, live_subscription):
+    Subscription.objects.filter(pk=live_subscription.pk).update(status="past_due")
+    page = billing_client.get("/billing/").content.decode()
+    assert "Update billing" not in page and "Past due" in page
+    Subscription.objects.filter(pk=live_subscription.pk).update(status="canceled")
+    page = billing_client.get("/billing/").content.decode()
+    assert "Cancelled" in page and "Update billing" not in page
+    assert reverse("billing:subscription_cancel", args=[live_subscription.pk]) not in page
+
+
+def test_cancel_confirm_page_then_cancel_then_undo(billing_client, live_subscription, gateway):
+    url = reverse("billing:subscription_cancel", args=[live_subscription.pk])
+    confirm = billing_client.get(url).content.decode()
+    assert "You keep access until then" in confirm
+
+    response = billing_client.post(url, follow=True)
+    page = response.content.decode()
+    assert "Your subscription will end on" in page
+    assert "Cancels on" in page and "Keep subscription" in page
+    assert gateway.subscriptions[live_subscription.stripe_subscription_id].cancel_at_period_end
+
+    response = billing_client.post(reverse("billing:subscription_keep", args=[live_subscription.pk]), follow=True)
+    assert "Your subscription continues" in response.content.decode()
+    assert not Subscription.objects.get(pk=live_subscription.pk).cancel_at_period_end
+
+
+def test_when_self_cancel_is_off_the_creators_instructions_are_shown(billing_client, live_subscription, gateway):
+    SiteSettings.objects.update_or_create(
+        pk=1, defaults={"self_cancel_enabled": False, "self_cancel_instructions": "Write to help@example.com."}
+    )
+    page = billing_client.get("/billing/").content.decode()
+    assert "Write to help@example.com." in page
+    url = reverse("billing:subscription_cancel", args=[live_subscription.pk])
+    assert url not in page
+    response = billing_client.post(url, follow=True)
+    assert "cannot be cancelled online" in response.content.decode()
+    assert not gateway.subscriptions[live_subscription.stripe_subscription_id].cancel_at_period_end
+
+
+def test_a_detached_processor_hides_billing_and_says_whom_to_contact(billing_client, live_subscription):
+    SiteSettings.objects.update_or_create(
+        pk=1, defaults={"processor_attached": False, "business_email": "billing@example.com"}
+    )
+    page = billing_client.get("/billing/").content.decode()
+    assert "billing@example.com" in page and "Visa" not in page
+    home = billing_client.get("/").content.decode()
+    assert 'href="/billing/"' not in home
+    assert billing_client.post(reverse("billing:card_setup")).status_code == 409
+
+
+def test_another_customers_card_or_subscription_is_not_found(client, other_customer, live_subscription):
+    client.force_login(other_customer.user)
+    card = Card.objects.get()
+    for url in [
+        reverse("billing:subscription_cancel", args=[live_subscription.pk]),
+        reverse("billing:subscription_keep", args=[live_subscription.pk]),
+        reverse("billing:card_remove", args=[card.pk]),
+        reverse("billing:card_default", args=[card.pk]),
+    ]:
+        assert client.post(url).status_code == 404
+    assert not Subscription.objects.get().cancel_at_period_end
+    assert Card.objects.count() == 1
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, db):
+    for url in ["/billing/", "/billing/cards/new/"]:
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_card_setup_returns_a_client_secret_for_stripe_js(billing_client, gateway, stripe_customer):
+    response = billing_client.post(reverse("billing:card_setup"))
+    assert response.status_code == 200
+    secret = response.json()["client_secret"]
+    assert secret.startswith("seti_") and "_secret" in secret
+    assert billing_client.get(reverse("billing:card_setup")).status_code == 405
+
+
+def test_the_card_page_loads_stripe_js_from_the_setting(billing_client, settings):
+    settings.STRIPE_JS_URL = "http://127.0.0.1:8420/js.stripe.com/v3/"
+    page = billing_client.get(reverse("billing:card_new")).content.decode()
+    assert '<script src="http://127.0.0.1:8420/js.stripe.com/v3/"></script>' in page
+    assert 'name="card' not in page.replace('name="card-', "")  # no card-number field posts to us
+
+
+def test_posting_a_confirmed_setup_saves_the_card(billing_client, gateway, stripe_customer):
+    from billing.services import card_setup_start
+
+    intent = card_setup_start(customer=stripe_customer)
+    gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id="pm_new_card")
+    response = billing_client.post(reverse("billing:card_new"), {"setup_intent": intent.id}, follow=True)
+    assert "is now your default card" in response.content.decode()
+    assert Card.objects.get(is_default=True).stripe_payment_method_id == "pm_new_card"
+
+
+def test_a_decline_on_attach_shows_the_message_and_keeps_the_old_card(billing_client, gateway, stripe_customer):
+    from billing.services import card_setup_start
+
+    card_set_default(customer=stripe_customer, payment_method_id="pm_old", by=None)
+    intent = card_setup_start(customer=stripe_customer)
+    gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id="pm_card_declined")
+    response = billing_client.post(reverse("billing:card_new"), {"setup_intent": intent.id})
+    assert response.status_code == 400
+    assert "Your card was declined." in response.content.decode()
+    assert Card.objects.get(is_default=True).stripe_payment_method_id == "pm_old"
+
+
+def test_a_refused_update_offers_the_hosted_page(billing_client, gateway, stripe_customer):
+    from billing.services import card_setup_start
+
+    intent = card_setup_start(customer=stripe_customer)
+    gateway.setup_intent_confirm(setup_intent_id=intent.id, payment_method_id="pm_timeout")
+    response = billing_client.post(reverse("billing:card_new"), {"setup_intent": intent.id})
+    page = response.content.decode()
+    assert "not answering right now" in page
+    assert reverse("billing:hosted_update") in page
+    response = billing_client.post(reverse("billing:hosted_update"))
+    assert response.status_code == 302 and response["Location"].startswith("https://billing.example.com/")
+
+
+def test_removing_a_spare_card(billing_client, gateway, stripe_customer):
+    spare = card_set_default(customer=stripe_customer, payment_method_id="pm_spare", by=None)
+    card_set_default(customer=stripe_customer, payment_method_id="pm_main", by=None)
+    response = billing_client.post(reverse("billing:card_remove", args=[spare.pk]), follow=True)
+    assert "was removed" in response.content.decode()
+    assert list(Card.objects.values_list("stripe_payment_method_id", flat=True)) == ["pm_main"]

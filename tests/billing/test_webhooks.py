@@ -1,0 +1,223 @@
+"""The webhook endpoint: signatures, storage once, re-reading from the processor, failures and retries."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from billing.models import Subscription, SubscriptionStatus, WebhookEvent, WebhookStatus
+from portal.models import AuditEntry
+from purchases.models import Purchase
+
+from .conftest import WEBHOOK_SECRET, stripe_event, stripe_signature
+
+pytestmark = pytest.mark.django_db
+
+
+def invoice_event(invoice_id, event_id=None):
+    return stripe_event("invoice.paid", {"id": invoice_id, "object": "invoice"}, event_id)
+
+
+@pytest.fixture
+def paid_invoice(live_subscription, stripe_customer, gateway):
+    return gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+        charge_id="ch_paid",
+    )
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        lambda body: stripe_signature(body, secret="whsec_forged"),
+        lambda body: stripe_signature(body, timestamp=int(time.time()) - 3600),
+        lambda body: "",
+        lambda body: "t=1,v1=deadbeef",
+    ],
+    ids=["forged", "stale", "missing", "garbage"],
+)
+def test_a_badly_signed_event_writes_nothing(post_webhook, paid_invoice, signature):
+    body = invoice_event(paid_invoice.id)
+    response = post_webhook(body, signature=signature(body))
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+    assert not Purchase.objects.exists()
+
+
+def test_a_tampered_body_writes_nothing(post_webhook, paid_invoice):
+    body = invoice_event(paid_invoice.id)
+    signature = stripe_signature(body)
+    response = post_webhook(body.replace(b"invoice.paid", b"invoice.payment_failed"), signature=signature)
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
+def test_without_a_configured_secret_every_event_is_refused(client, settings, paid_invoice):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    body = invoice_event(paid_invoice.id)
+    response = client.post(
+        "/stripe/webhook/", body, content_type="application/json", headers={"Stripe-Signature": stripe_signature(body)}
+    )
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_paid_invoice_event_creates_the_purchase_once_even_when_delivered_twice(post_webhook, paid_invoice):
+    body = invoice_event(paid_invoice.id, event_id="evt_twice")
+    assert post_webhook(body).status_code == 200
+    assert post_webhook(body).status_code == 200
+    event = WebhookEvent.objects.get(stripe_event_id="evt_twice")
+    assert event.status == WebhookStatus.PROCESSED and event.attempts == 1
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
+    # A second event about the same invoice (Stripe sends invoice.paid and invoice.payment_succeeded) adds nothing.
+    assert post_webhook(stripe_event("invoice.payment_succeeded", {"id": paid_invoice.id})).status_code == 200
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
+
+
+def test_unknown_event_types_are_stored_and_answered_200(post_webhook, db):
+    assert post_webhook(stripe_event("balance.available", {"id": "bal_1", "object": "balance"})).status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookStatus.IGNORED
+
+
+def test_the_object_is_read_afresh_so_late_deliveries_end_in_the_processors_state(
+    post_webhook, live_subscription, gateway
+):
+    sid = live_subscription.stripe_subscription_id
+    stale_copy = {"id": sid, "object": "subscription", "status": "active", "cancel_at_period_end": False}
+    gateway.subscription_update(subscription_id=sid, status="canceled", cancel_at_period_end=False)
+    # The "deleted" event arrives first, then a stale "updated" event whose copy still says active.
+    post_webhook(stripe_event("customer.subscription.deleted", {**stale_copy, "status": "canceled"}))
+    post_webhook(stripe_event("customer.subscription.updated", stale_copy))
+    assert Subscription.objects.get(pk=live_subscription.pk).status == SubscriptionStatus.CANCELED
+
+
+def test_a_failing_handler_rolls_back_answers_500_and_a_retry_applies_it_once(
+    post_webhook, paid_invoice, subscription_offer, admin_client
+):
+    subscription_offer.stripe_price_id = "price_renamed"  # no offer matches the invoice's price yet
+    subscription_offer.save()
+    body = invoice_event(paid_invoice.id, event_id="evt_fail")
+
+    response = post_webhook(body)
+
+    assert response.status_code == 500  # so Stripe redelivers it later
+    event = WebhookEvent.objects.get(stripe_event_id="evt_fail")
+    assert event.status == WebhookStatus.FAILED and event.attempts == 1
+    assert "price_member" in event.error
+    assert not Purchase.objects.exists()
+    assert not AuditEntry.objects.filter(action__in=["purchase.recorded", "access.granted"]).exists()
+
+    subscription_offer.stripe_price_id = "price_member"
+    subscription_offer.save()
+    response = admin_client.post(
+        "/admin/billing/webhookevent/", {"action": "retry", "_selected_action": [event.pk]}, follow=True
+    )
+    assert "1 event applied." in response.content.decode()
+    event.refresh_from_db()
+    assert event.status == WebhookStatus.PROCESSED and event.attempts == 2 and event.error == ""
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
+    # Stripe's own redelivery of the now-applied event changes nothing.
+    assert post_webhook(body).status_code == 200
+    assert Purchase.objects.count() == 1
+
+
+def test_a_redelivery_of_a_failed_event_retries_it(post_webhook, paid_invoice, subscription_offer):
+    subscription_offer.stripe_price_id = "price_other"
+    subscription_offer.save()
+    body = invoice_event(paid_invoice.id, event_id="evt_redeliver")
+    assert post_webhook(body).status_code == 500
+    subscription_offer.stripe_price_id = "price_member"
+    subscription_offer.save()
+    assert post_webhook(body).status_code == 200
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
+
+
+def test_a_processor_timeout_while_applying_is_recorded_and_retried(post_webhook, paid_invoice, gateway, monkeypatch):
+    from billing.gateways.base import TemporarilyUnavailable
+
+    original = gateway.__class__.invoice_retrieve
+
+    def timeout(self, **kwargs):
+        raise TemporarilyUnavailable("timeout")
+
+    monkeypatch.setattr(gateway.__class__, "invoice_retrieve", timeout)
+    body = invoice_event(paid_invoice.id, event_id="evt_timeout")
+    assert post_webhook(body).status_code == 500
+    assert WebhookEvent.objects.get().error.startswith("TemporarilyUnavailable")
+    monkeypatch.setattr(gateway.__class__, "invoice_retrieve", original)
+    assert post_webhook(body).status_code == 200
+    assert Purchase.objects.count() == 1
+
+
+def test_a_database_error_in_the_middle_of_a_handler_rolls_back_everything(post_webhook, paid_invoice, monkeypatch):
+    from django.db import DatabaseError
+
+    import purchases.services
+
+    def broken_receipt(**kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(purchases.services, "receipt_issue", broken_receipt)
+    body = invoice_event(paid_invoice.id, event_id="evt_db")
+    assert post_webhook(body).status_code == 500
+    assert not Purchase.objects.exists()  # the purchase written before the failure rolled back too
+    monkeypatch.undo()
+    assert post_webhook(body).status_code == 200
+    assert Purchase.objects.count() == 1
+
+
+def test_payment_method_events_resync_the_customers_cards(post_webhook, stripe_customer, gateway):
+    from billing.services import card_set_default
+
+    card_set_default(customer=stripe_customer, payment_method_id="pm_a", by=None)
+    card_set_default(customer=stripe_customer, payment_method_id="pm_b", by=None)
+    gateway.cards.pop("pm_a")
+    body = stripe_event(
+        "payment_method.detached",
+        {"id": "pm_a", "object": "payment_method", "customer": None},
+    )
+    assert post_webhook(body).status_code == 200
+    assert list(stripe_customer.cards.values_list("stripe_payment_method_id", flat=True)) == ["pm_b"]
+
+
+def test_charge_refunded_records_the_refund(post_webhook, paid_invoice, gateway):
+    from billing.services import invoice_record_paid
+
+    invoice_record_paid(invoice=paid_invoice)
+    gateway.refund_create(charge_id="ch_paid", amount=1500, reason="", idempotency_key="r")
+    assert post_webhook(stripe_event("charge.refunded", {"id": "ch_paid", "object": "charge"})).status_code == 200
+    assert Purchase.objects.get().status == "refunded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_five_copies_at_once_have_one_effect(paid_invoice, webhook_secret):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent deliveries need PostgreSQL's row locks (CI runs the suite on PostgreSQL too)")
+    body = invoice_event(paid_invoice.id, event_id="evt_five")
+    signature = stripe_signature(body, secret=WEBHOOK_SECRET)
+    statuses = []
+    barrier = threading.Barrier(5)
+
+    def deliver():
+        barrier.wait()
+        try:
+            response = Client().post(
+                "/stripe/webhook/", body, content_type="application/json", headers={"Stripe-Signature": signature}
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert statuses == [200] * 5
+    assert WebhookEvent.objects.filter(stripe_event_id="evt_five").count() == 1
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
