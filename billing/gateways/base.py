@@ -141,6 +141,7 @@ class GatewaySubscription:
     paused: bool = False
     resumes_at: datetime | None = None
     default_payment_method_id: str = ""
+    latest_invoice_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ def map_subscription(data) -> GatewaySubscription:
         paused=bool(pause) or data.get("status") == "paused",
         resumes_at=_ts((pause or {}).get("resumes_at")),
         default_payment_method_id=_id(data.get("default_payment_method")),
+        latest_invoice_id=_id(data.get("latest_invoice")),
     )
 
 
@@ -324,6 +325,7 @@ class StripeGateway:
         self, *, customer_id: str, payment_method_id: str, subscription_ids: list[str], idempotency_key: str
     ) -> GatewayCard:
         method = self._call("payment_method_retrieve", self.client.v1.payment_methods.retrieve, payment_method_id)
+        payment_method_id = method.id  # a test-mode alias such as pm_card_visa becomes a real method here
         if _id(method.get("customer") if hasattr(method, "get") else None) != customer_id:
             method = self._call(
                 "payment_method_attach",
@@ -425,6 +427,37 @@ class StripeGateway:
             self.client.v1.subscriptions.update,
             subscription_id,
             params={"pause_collection": ""},  # an empty value unsets it
+            options={"idempotency_key": idempotency_key},
+        )
+        return map_subscription(subscription)
+
+    # Development and demo (not in the protocol: checkout creates these in production) ----------
+
+    def demo_plan_ensure(self, *, plan_id: str, product_name: str, amount: int, currency: str, interval: str) -> str:
+        """Create a recurring price (a Plan, which localstripe and Stripe test mode both accept) once."""
+        try:
+            return self._call("plan_retrieve", self.client.v1.plans.retrieve, plan_id).id
+        except NotFound:
+            plan = self._call(
+                "plan_create",
+                self.client.v1.plans.create,
+                params={
+                    "id": plan_id,
+                    "amount": amount,
+                    "currency": currency,
+                    "interval": interval,
+                    "product": {"name": product_name},
+                },
+                options={"idempotency_key": f"portal:demo-plan:{plan_id}"},
+            )
+            return plan.id
+
+    def demo_subscription_create(self, *, customer_id: str, plan_id: str, idempotency_key: str) -> GatewaySubscription:
+        """Subscribe a customer as a checkout would, charging their default card."""
+        subscription = self._call(
+            "subscription_create",
+            self.client.v1.subscriptions.create,
+            params={"customer": customer_id, "items": [{"plan": plan_id}]},
             options={"idempotency_key": idempotency_key},
         )
         return map_subscription(subscription)

@@ -3,11 +3,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import SUPPORT_GROUP, User
 from accounts.services import customer_get_or_create, customer_update_contact, customer_update_social
 from portal.services import site_settings_update
 from purchases.models import Offer, Product, Purchase
@@ -49,6 +50,7 @@ class Command(BaseCommand):
                 role: self._user(email, password, staff=role != "customer", superuser=role == "creator")
                 for role, email in DEMO_USERS.items()
             }
+            users["support"].groups.add(Group.objects.get(name=SUPPORT_GROUP))
             customer = customer_get_or_create(user=users["customer"])
             customer_update_contact(customer=customer, data=DEMO_CONTACT, by=None)
             customer_update_social(
@@ -62,9 +64,27 @@ class Command(BaseCommand):
                 },
             )
             self._catalogue_and_purchases(customer, by=users["creator"])
+        self._billing(customer)
         for role, email in DEMO_USERS.items():
             self.stdout.write(f"  {role:<9} {email}")
         self.stdout.write(self.style.SUCCESS(f"Demo users ready; password: {password}"))
+
+    def _billing(self, customer):
+        """A card and an active subscription at the payment processor (localstripe under `make run`)."""
+        from billing.demo import demo_billing_seed
+        from billing.gateways.base import PaymentError
+
+        try:
+            subscription = demo_billing_seed(
+                customer=customer, offer=Offer.objects.get(name=DEMO_OFFERS["membership"][0])
+            )
+        except PaymentError as error:
+            self.stderr.write(
+                f"  No demo card or subscription: the payment processor did not answer ({error.user_message})."
+            )
+            return
+        if subscription is not None:
+            self.stdout.write(f"  subscription {subscription.stripe_subscription_id} ({subscription.status})")
 
     def _user(self, email, password, *, staff, superuser):
         user, _ = User.objects.get_or_create(email=email)
