@@ -294,13 +294,18 @@ class StripeGateway:
                     options={"idempotency_key": f"{idempotency_key}:tax-delete:{tax_id.id}"},
                 )
         if details.tax_id_value and not keep:
-            self._call(
-                "tax_id_create",
-                self.client.v1.customers.tax_ids.create,
-                customer_id,
-                params={"type": details.tax_id_type, "value": details.tax_id_value},
-                options={"idempotency_key": f"{idempotency_key}:tax-create"},
-            )
+            try:
+                self._call(
+                    "tax_id_create",
+                    self.client.v1.customers.tax_ids.create,
+                    customer_id,
+                    params={"type": details.tax_id_type, "value": details.tax_id_value},
+                    options={"idempotency_key": f"{idempotency_key}:tax-create"},
+                )
+            except InvalidRequest:
+                # We validated the number ourselves; a type the processor does not take (localstripe knows
+                # only a few) must not stop the customer's name, address, cards or subscriptions.
+                logger.warning("customer %s: processor refused tax ID type %s", customer_id, details.tax_id_type)
 
     def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer:
         return map_customer(self._call("customer_retrieve", self.client.v1.customers.retrieve, customer_id))
