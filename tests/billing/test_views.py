@@ -172,3 +172,11 @@ def test_removing_a_spare_card(billing_client, gateway, stripe_customer):
     response = billing_client.post(reverse("billing:card_remove", args=[spare.pk]), follow=True)
     assert "was removed" in response.content.decode()
     assert list(Card.objects.values_list("stripe_payment_method_id", flat=True)) == ["pm_main"]
+
+
+def test_the_home_dialog_offers_the_card_update_only_with_a_live_subscription(billing_client, live_subscription):
+    dialog = billing_client.get("/settings/contact/", headers={"HX-Request": "true"}).content.decode()
+    assert reverse("billing:card_new") in dialog
+    Subscription.objects.filter(pk=live_subscription.pk).update(status="canceled")
+    dialog = billing_client.get("/settings/contact/", headers={"HX-Request": "true"}).content.decode()
+    assert reverse("billing:card_new") not in dialog
