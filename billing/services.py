@@ -594,3 +594,75 @@ def customer_sync_from_processor(*, customer: Customer) -> tuple[list[Card], lis
         cards = customer_cards_sync(customer=customer)
         subscriptions = customer_subscriptions_sync(customer=customer)
     return cards, subscriptions
+
+
+# ---------------------------------------------------------------------------------------------
+# Staff actions on a purchase (the console in admin)
+# ---------------------------------------------------------------------------------------------
+
+
+REFUND_NEEDS_REASON = _("Say why you are refunding; the reason is kept with the refund.")
+
+
+@transaction.atomic
+def purchase_refund(*, purchase: Purchase, amount: int, reason: str, by: User) -> Refund:
+    """Refund part or all of what is left: at the processor first (when it was paid there), then here."""
+    purchase = Purchase.objects.select_for_update().select_related("customer", "offer").get(pk=purchase.pk)
+    if not reason.strip():
+        raise BillingError(REFUND_NEEDS_REASON)
+    from purchases.services import REFUND_NOT_POSITIVE, REFUND_TOO_LARGE, PurchaseError
+
+    if amount <= 0:
+        raise PurchaseError(REFUND_NOT_POSITIVE)
+    if amount > purchase.amount_remaining:
+        from purchases.money import format_money
+
+        raise PurchaseError(
+            REFUND_TOO_LARGE,
+            {
+                "amount": format_money(amount, purchase.currency),
+                "remaining": format_money(purchase.amount_remaining, purchase.currency),
+            },
+        )
+    stripe_refund_id = ""
+    if purchase.stripe_charge_id:
+        # The key names the state it acts on: a retry after a timeout repeats it, never a second refund.
+        remote = get_gateway().refund_create(
+            charge_id=purchase.stripe_charge_id,
+            amount=amount,
+            reason="requested_by_customer",
+            idempotency_key=f"portal:refund:{purchase.pk}:{purchase.amount_refunded}:{amount}",
+        )
+        stripe_refund_id = remote.id
+    refund = refund_record(purchase=purchase, amount=amount, reason=reason, by=by, stripe_refund_id=stripe_refund_id)
+    receipt = purchase.receipts.order_by("issued_at", "pk").first()
+    _email(
+        customer=purchase.customer,
+        kind="refund_issued",
+        key=f"refund_issued:{stripe_refund_id or f'portal-{refund.pk}'}",
+        context={
+            "offer_name": purchase.offer.name,
+            "amount": amount,
+            "currency": purchase.currency,
+            "receipt_number": receipt.number if receipt else "",
+        },
+    )
+    return refund
+
+
+@transaction.atomic
+def purchase_access_revoke(*, purchase: Purchase, by: User, reason: str = "") -> int:
+    """Revoke the product access this purchase granted; billing goes on."""
+    from purchases.services import access_revoke
+
+    count = 0
+    for grant in purchase.grants.filter(revoked_at=None).select_related("product", "customer"):
+        access_revoke(grant=grant, by=by, reason=reason or "revoked by staff")
+        count += 1
+    return count
+
+
+def purchase_subscription(*, purchase: Purchase) -> Subscription | None:
+    if not purchase.stripe_subscription_id:
+        return None
+    return Subscription.objects.filter(stripe_subscription_id=purchase.stripe_subscription_id).first()

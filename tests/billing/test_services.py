@@ -333,3 +333,64 @@ def test_refunds_made_at_the_processor_are_recorded_once(live_subscription, stri
 @pytest.fixture
 def staff_user(db):
     return User.objects.create_user(email="support@example.com", password="x", is_staff=True)
+
+
+# Staff actions on a purchase -------------------------------------------------------------------
+
+
+@pytest.fixture
+def paid_purchase(live_subscription, stripe_customer, gateway):
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+        charge_id="ch_staff",
+    )
+    return services.invoice_record_paid(invoice=invoice)
+
+
+def test_staff_refund_goes_to_the_processor_then_is_recorded(paid_purchase, gateway, staff_user):
+    refund = services.purchase_refund(purchase=paid_purchase, amount=600, reason="Late delivery", by=staff_user)
+    remote = calls(gateway, "refund_create")[-1]
+    assert remote["charge_id"] == "ch_staff" and remote["amount"] == 600
+    assert refund.stripe_refund_id and refund.reason == "Late delivery" and refund.created_by == staff_user
+    # The webhook that follows finds it already recorded.
+    assert services.charge_refunds_sync(charge_id="ch_staff") == []
+    paid_purchase.refresh_from_db()
+    assert paid_purchase.amount_refunded == 600
+
+
+def test_staff_refund_never_exceeds_what_is_left_and_needs_a_reason(paid_purchase, gateway, staff_user):
+    from purchases.services import PurchaseError
+
+    with pytest.raises(PurchaseError, match="more than the"):
+        services.purchase_refund(purchase=paid_purchase, amount=1501, reason="x", by=staff_user)
+    with pytest.raises(services.BillingError):
+        services.purchase_refund(purchase=paid_purchase, amount=100, reason="  ", by=staff_user)
+    assert calls(gateway, "refund_create") == []
+
+
+def test_a_refund_retried_after_a_timeout_uses_the_same_key(paid_purchase, gateway, staff_user, monkeypatch):
+    original = gateway.__class__.refund_create
+
+    def times_out_after_applying(self, **kwargs):
+        original(self, **kwargs)  # the processor made the refund, but the answer was lost
+        raise TemporarilyUnavailable("timeout")
+
+    monkeypatch.setattr(gateway.__class__, "refund_create", times_out_after_applying)
+    with pytest.raises(TemporarilyUnavailable):
+        services.purchase_refund(purchase=paid_purchase, amount=500, reason="Retry test", by=staff_user)
+    paid_purchase.refresh_from_db()
+    assert paid_purchase.amount_refunded == 0  # our records unchanged
+    monkeypatch.undo()
+    services.purchase_refund(purchase=paid_purchase, amount=500, reason="Retry test", by=staff_user)
+    assert len(gateway.refunds) == 1  # the same key: the processor made one refund, not two
+    paid_purchase.refresh_from_db()
+    assert paid_purchase.amount_refunded == 500
+
+
+def test_revoking_access_keeps_billing(paid_purchase, live_subscription, gateway, staff_user):
+    assert services.purchase_access_revoke(purchase=paid_purchase, by=staff_user) == 1
+    assert not AccessGrant.objects.filter(purchase=paid_purchase, revoked_at=None).exists()
+    assert gateway.subscriptions[live_subscription.stripe_subscription_id].status == "active"
