@@ -1,4 +1,5 @@
 import logging
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,6 +18,7 @@ from . import selectors
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
 from .models import Card, Subscription, WebhookStatus
 from .services import (
+    PROCESSOR_DETACHED,
     BillingError,
     card_remove,
     card_save_from_setup,
@@ -33,11 +35,19 @@ logger = logging.getLogger(__name__)
 SETUP_ID_MISSING = _("Your card details did not arrive. Please enter your card again.")
 
 
-def _detached_guard(request):
-    """When the creator detached the processor, billing pages show whom to contact instead."""
-    if not site_settings_for_request(request).processor_attached:
-        return render(request, "billing/detached.html", status=200)
-    return None
+def processor_attached_required(view):
+    """When the creator detached the processor, every billing view shows whom to contact and changes nothing."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not site_settings_for_request(request).processor_attached:
+            wants_json = request.headers.get("Accept", "").startswith("application/json")
+            if wants_json or view.__name__ == "card_setup":
+                return JsonResponse({"error": str(PROCESSOR_DETACHED)}, status=409)
+            return render(request, "billing/detached.html", status=409 if request.method == "POST" else 200)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _customer_object(getter, **kwargs):
@@ -48,9 +58,8 @@ def _customer_object(getter, **kwargs):
 
 
 @login_required
+@processor_attached_required
 def index(request):
-    if response := _detached_guard(request):
-        return response
     customer = customer_get_or_create(user=request.user)
     subscriptions = list(selectors.subscriptions_for_customer(customer=customer))
     cards = selectors.cards_for_customer(customer=customer)
@@ -79,10 +88,9 @@ def index(request):
 
 
 @login_required
+@processor_attached_required
 def card_new(request):
     """The card form (GET) and the finish of a card update the browser confirmed (POST)."""
-    if response := _detached_guard(request):
-        return response
     customer = customer_get_or_create(user=request.user)
     error = ""
     offer_hosted_page = False
@@ -117,11 +125,10 @@ def card_new(request):
 
 
 @login_required
+@processor_attached_required
 @require_POST
 def card_setup(request):
     """Open a SetupIntent for Stripe.js (called by card.js when the customer submits the card form)."""
-    if not site_settings_for_request(request).processor_attached:
-        return JsonResponse({"error": str(_("Billing is handled directly by the business."))}, status=409)
     customer = customer_get_or_create(user=request.user)
     try:
         intent = card_setup_start(customer=customer)
@@ -131,6 +138,7 @@ def card_setup(request):
 
 
 @login_required
+@processor_attached_required
 @require_POST
 def card_make_default(request, pk):
     customer = customer_get_or_create(user=request.user)
@@ -145,6 +153,7 @@ def card_make_default(request, pk):
 
 
 @login_required
+@processor_attached_required
 @require_POST
 def card_delete(request, pk):
     customer = customer_get_or_create(user=request.user)
@@ -161,10 +170,9 @@ def card_delete(request, pk):
 
 
 @login_required
+@processor_attached_required
 def subscription_cancel_confirm(request, pk):
     """Confirm page (GET) and the cancellation at period end (POST)."""
-    if response := _detached_guard(request):
-        return response
     customer = customer_get_or_create(user=request.user)
     subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
     if request.method == "POST":
@@ -185,6 +193,7 @@ def subscription_cancel_confirm(request, pk):
 
 
 @login_required
+@processor_attached_required
 @require_POST
 def subscription_keep(request, pk):
     customer = customer_get_or_create(user=request.user)
@@ -201,6 +210,7 @@ def subscription_keep(request, pk):
 
 
 @login_required
+@processor_attached_required
 @require_POST
 def hosted_update(request):
     """Fallback: the processor's own card-update page, when our update was refused."""

@@ -27,7 +27,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const response = await fetch(form.dataset.setupUrl, {
         method: "POST",
-        headers: { "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value },
+        headers: { "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value, Accept: "application/json" },
         credentials: "same-origin",
       });
       const body = await response.json();

@@ -180,3 +180,26 @@ def test_the_home_dialog_offers_the_card_update_only_with_a_live_subscription(bi
     Subscription.objects.filter(pk=live_subscription.pk).update(status="canceled")
     dialog = billing_client.get("/settings/contact/", headers={"HX-Request": "true"}).content.decode()
     assert reverse("billing:card_new") not in dialog
+
+
+def test_with_the_processor_detached_no_billing_post_reaches_it(billing_client, live_subscription, gateway):
+    from billing.services import subscription_cancel
+
+    subscription_cancel(subscription=live_subscription, by=live_subscription.customer.user)
+    spare = card_set_default(customer=live_subscription.customer, payment_method_id="pm_spare", by=None)
+    card_set_default(customer=live_subscription.customer, payment_method_id="pm_main", by=None)
+    SiteSettings.objects.filter(pk=1).update(processor_attached=False)
+    before = list(gateway.calls)
+    for url in [
+        reverse("billing:subscription_keep", args=[live_subscription.pk]),
+        reverse("billing:subscription_cancel", args=[live_subscription.pk]),
+        reverse("billing:card_remove", args=[spare.pk]),
+        reverse("billing:card_default", args=[spare.pk]),
+        reverse("billing:hosted_update"),
+        reverse("billing:card_setup"),
+        reverse("billing:card_new"),
+    ]:
+        response = billing_client.post(url, {"setup_intent": "seti_x"})
+        assert response.status_code == 409, url
+    assert gateway.calls == before
+    assert Subscription.objects.get(pk=live_subscription.pk).cancel_at_period_end

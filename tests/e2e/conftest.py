@@ -15,7 +15,11 @@ import pytest
 # thread with a running loop unless told that this is deliberate.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
+from tests.billing import conftest as billing_fixtures  # noqa: E402
 from tests.factories import DEFAULT_PASSWORD, CustomerFactory  # noqa: E402
+
+# The same localstripe launcher as the gateway tests (a server per folder that uses it, per session).
+localstripe_url = billing_fixtures.localstripe_url
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -81,6 +85,16 @@ class ConsoleErrors(list):
         page.on("pageerror", lambda error: self.append(f"pageerror: {error}"))
         return page
 
+    def take_expected(self, pattern: str) -> list[str]:
+        """Take out, and return, the errors matching `pattern` that a test provoked on purpose.
+
+        The test should assert what it got back, so an expected error that stops happening is noticed too.
+        """
+        fresh = self[self.checked :]
+        taken = [error for error in fresh if re.search(pattern, error)]
+        self[self.checked :] = [error for error in fresh if not re.search(pattern, error)]
+        return taken
+
 
 def _new_page(browser, live_server, errors: ConsoleErrors, **context_options):
     context = browser.new_context(base_url=live_server.url, **context_options)
@@ -140,6 +154,28 @@ def new_page(browser, live_server, console_errors):
 @pytest.fixture
 def page(new_page):
     return new_page()
+
+
+@pytest.fixture
+def stripe_live(settings, localstripe_url):
+    """Point the live server's billing at localstripe: the real SDK, and its fake Stripe.js in the page.
+
+    The CSP middleware reads settings.SECURE_CSP on each response, so the overridden policy (with
+    the localstripe origin allowed for scripts and fetches) is the one the browser gets.
+    Returns a StripeGateway for the test's own set-up and checks against the same server.
+    """
+    from billing.gateways.stripe import StripeGateway
+
+    settings.PAYMENT_GATEWAY = "billing.gateways.stripe.StripeGateway"
+    settings.STRIPE_API_BASE = localstripe_url
+    settings.STRIPE_SECRET_KEY = "sk_test_12345"
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_12345"
+    settings.STRIPE_JS_URL = f"{localstripe_url}/js.stripe.com/v3/"
+    csp = {directive: list(sources) for directive, sources in settings.SECURE_CSP.items()}
+    for directive in ("script-src", "connect-src"):
+        csp[directive].append(localstripe_url)
+    settings.SECURE_CSP = csp
+    return StripeGateway()
 
 
 @pytest.fixture
