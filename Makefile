@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= auto
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -26,6 +26,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# The load benchmark (not part of `make test`): gunicorn + PostgreSQL + Debian wrk on loopback, ~6 minutes.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -4,7 +4,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .avatars import AvatarError, avatar_inspect
-from .models import Customer, time_zone_choices
+from .models import Customer, CustomField, CustomFieldType, time_zone_choices
+from .services import CUSTOM_TEXT_MAX_LENGTH, custom_field_value_clean
 from .social import NETWORKS, SOCIAL_FIELDS, clean_username
 from .taxids import TAX_ID_TYPES, eu_vat_country, tax_id_compact, tax_id_is_valid
 
@@ -97,8 +98,9 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["tax_id_type"].choices = [("", _("None"))] + [(t.code, t.label) for t in TAX_ID_TYPES.values()]
-        self.fields["tax_id_value"].help_text = _("Checked against the rules of your address's country.")
+        if "tax_id_type" in self.fields:  # the admin shows them read-only to staff who may only view
+            self.fields["tax_id_type"].choices = [("", _("None"))] + [(t.code, t.label) for t in TAX_ID_TYPES.values()]
+            self.fields["tax_id_value"].help_text = _("Checked against the rules of your address's country.")
         self._post_clean_text()
 
     def clean_full_name(self):
@@ -170,12 +172,25 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = Customer
-        fields = ["time_zone", "notify_product_updates", "notify_marketing", "notify_community_digest"]
+        fields = [
+            "time_zone",
+            "notify_billing_notices",
+            "notify_product_updates",
+            "notify_marketing",
+            "notify_community_digest",
+        ]
         help_texts = {
+            "notify_billing_notices": _("Card changes, and subscriptions cancelled, paused or resumed."),
             "notify_product_updates": _("New lessons, features and changes to what you bought."),
             "notify_marketing": _("Offers and news from us."),
             "notify_community_digest": _("A weekly summary of the community."),
         }
+
+
+class HubLinkRequestForm(forms.Form):
+    """Ask for a fresh sign-in link by email (from the page of an expired or broken link)."""
+
+    email = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
 
 class AvatarForm(forms.Form):
@@ -240,3 +255,67 @@ class SocialForm(PortalFormMixin, forms.ModelForm):
         if url and not url.startswith("https://"):
             raise forms.ValidationError(WEBSITE_NOT_HTTPS, code="not_https")
         return url
+
+
+# --- Custom fields ----------------------------------------------------------------------------------
+
+CUSTOM_FIELD_PREFIX = "custom_"
+
+
+def custom_form_field(field: CustomField) -> forms.Field:
+    """A form field for a custom field; its value is checked by custom_field_value_clean in the form's clean()."""
+    options = {"label": field.label, "help_text": field.help_text, "required": False}
+    if field.type == CustomFieldType.CHOICE:
+        return forms.ChoiceField(choices=[("", "—"), *((c, c) for c in field.choice_list)], **options)
+    if field.type == CustomFieldType.NUMBER:
+        return forms.CharField(widget=forms.TextInput(attrs={"inputmode": "decimal"}), **options)
+    if field.type == CustomFieldType.DATE:
+        return forms.CharField(widget=forms.DateInput(attrs={"type": "date"}), **options)
+    return forms.CharField(max_length=CUSTOM_TEXT_MAX_LENGTH, **options)
+
+
+class CustomFieldsMixin:
+    """Custom fields as form fields named custom_<key>, initially the customer's stored values."""
+
+    custom_fields: tuple[CustomField, ...] = ()
+
+    def _init_custom_fields(self):
+        values = self.instance.custom_field_values or {}
+        for field in self.custom_fields:
+            self.initial.setdefault(CUSTOM_FIELD_PREFIX + field.key, values.get(field.key, ""))
+
+    def _clean_custom_fields(self):
+        for field in self.custom_fields:
+            name = CUSTOM_FIELD_PREFIX + field.key
+            if name not in self.cleaned_data:
+                continue
+            try:
+                self.cleaned_data[name] = custom_field_value_clean(field=field, value=self.cleaned_data[name])
+            except forms.ValidationError as error:
+                self.add_error(name, error)
+
+    def custom_field_values(self) -> dict[str, str]:
+        """The submitted custom values by key, for accounts.services.customer_set_custom_fields."""
+        return {
+            field.key: self.cleaned_data[CUSTOM_FIELD_PREFIX + field.key]
+            for field in self.custom_fields
+            if CUSTOM_FIELD_PREFIX + field.key in self.cleaned_data
+        }
+
+
+def with_custom_fields(form_class: type[forms.ModelForm], custom_fields) -> type[forms.ModelForm]:
+    """Return a subclass of the customer form with one declared field per custom field."""
+    custom_fields = tuple(custom_fields)
+    declared = {CUSTOM_FIELD_PREFIX + field.key: custom_form_field(field) for field in custom_fields}
+
+    def __init__(self, *args, **kwargs):
+        form_class.__init__(self, *args, **kwargs)
+        self._init_custom_fields()
+
+    def clean(self):
+        cleaned = form_class.clean(self)
+        self._clean_custom_fields()
+        return cleaned
+
+    attrs = {**declared, "custom_fields": custom_fields, "__init__": __init__, "clean": clean}
+    return type(form_class.__name__, (CustomFieldsMixin, form_class), attrs)

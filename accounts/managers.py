@@ -22,7 +22,15 @@ class UserManager(BaseUserManager):
         extra_fields.setdefault("is_superuser", True)
         if not extra_fields["is_staff"] or not extra_fields["is_superuser"]:
             raise ValueError("A superuser must have is_staff and is_superuser set.")
-        return self._create_user(email, password, **extra_fields)
+        user = self._create_user(email, password, **extra_fields)
+        # Staff sign in through allauth, which wants a verified address; the creator typed this one at the
+        # server's console (manage.py createsuperuser), so no confirmation email is needed to get in.
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.using(self._db).get_or_create(
+            user=user, email=user.email, defaults={"primary": True, "verified": True}
+        )
+        return user
 
     def get_by_natural_key(self, username):
         return self.get(email__iexact=username)

@@ -49,6 +49,7 @@ class ActivityMiddleware:
             request.method == "GET"
             and response.status_code == 200
             and _customer(request) is not None
+            and getattr(request, "viewing_as", None) is None  # staff looking, not the customer
             and not request.path.startswith(("/static/", "/media/", "/admin/", "/healthz"))
         ):
             now = timezone.now().timestamp()

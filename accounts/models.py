@@ -4,6 +4,7 @@ from functools import cache
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -21,6 +22,10 @@ BIO_MAX_LENGTH = 500
 @cache
 def time_zone_choices() -> list[tuple[str, str]]:
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+
+
+# The support staff's role, a group made by migration accounts.0004; the creator is a superuser.
+SUPPORT_GROUP = "Support"
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -83,6 +88,7 @@ class Customer(models.Model):
     notify_product_updates = models.BooleanField(_("product updates"), default=True)
     notify_marketing = models.BooleanField(_("marketing"), default=False)
     notify_community_digest = models.BooleanField(_("community digest"), default=False)
+    notify_billing_notices = models.BooleanField(_("billing notices"), default=True)
     avatar = models.ImageField(_("avatar"), upload_to="avatars/", blank=True)
     # Social profile
     bio = models.TextField(_("bio"), blank=True, validators=[MaxLengthValidator(BIO_MAX_LENGTH)])
@@ -107,6 +113,13 @@ class Customer(models.Model):
         verbose_name_plural = _("customers")
         indexes = [
             models.Index(fields=["directory_opt_in", "full_name"], name="accounts_cust_directory_idx"),
+            # The admin's contact list: newest first by default, filtered by country.
+            models.Index(fields=["-created_at", "-id"], name="accounts_cust_created_idx"),
+            models.Index(fields=["country"], name="accounts_cust_country_idx"),
+        ]
+        permissions = [
+            ("view_as_customer", _("Can view the portal as the customer sees it")),
+            ("send_login_email", _("Can send the customer a sign-in or password-reset email")),
         ]
 
     def __str__(self):
@@ -139,3 +152,64 @@ class Customer(models.Model):
         if self.country:
             lines.append(str(self.country.name))
         return [line for line in lines if line]
+
+
+CUSTOM_FIELD_CHOICES_REQUIRED = _("List the choices, one per line.")
+CUSTOM_FIELD_EDITABLE_NOT_VISIBLE = _("A field the customer can edit must be shown to them.")
+
+
+class CustomFieldType(models.TextChoices):
+    TEXT = "text", _("Text")
+    NUMBER = "number", _("Number")
+    DATE = "date", _("Date")
+    CHOICE = "choice", _("Choice")
+
+
+class CustomField(models.Model):
+    """A contact field the creator defines; each customer's value sits in `Customer.custom_field_values[key]`."""
+
+    key = models.SlugField(
+        _("key"),
+        max_length=50,
+        unique=True,
+        help_text=_("Names the value in CSV files and integrations; it cannot be changed later."),
+    )
+    label = models.CharField(_("label"), max_length=100)
+    type = models.CharField(_("type"), max_length=8, choices=CustomFieldType.choices, default=CustomFieldType.TEXT)
+    choices = models.TextField(_("choices"), blank=True, help_text=_("For the choice type: one choice per line."))
+    help_text = models.CharField(_("help text"), max_length=200, blank=True)
+    visible_to_customer = models.BooleanField(
+        _("shown to the customer"), default=False, help_text=_("Shown on the customer's contact page.")
+    )
+    editable_by_customer = models.BooleanField(
+        _("editable by the customer"), default=False, help_text=_("The customer can change it on their contact page.")
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["position", "label", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(editable_by_customer=False) | models.Q(visible_to_customer=True),
+                name="accounts_customfield_editable_is_visible",
+            ),
+        ]
+
+    def __str__(self):
+        return self.label
+
+    def clean(self):
+        super().clean()
+        errors = {}
+        if self.type == CustomFieldType.CHOICE and not self.choice_list:
+            errors["choices"] = CUSTOM_FIELD_CHOICES_REQUIRED
+        if self.editable_by_customer and not self.visible_to_customer:
+            errors["visible_to_customer"] = CUSTOM_FIELD_EDITABLE_NOT_VISIBLE
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]

@@ -1,8 +1,12 @@
 """Reads from accounts: each selector owns its query shape."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
-from .models import Customer
+from billing.models import Subscription, SubscriptionStatus
+from purchases.models import Purchase, PurchaseStatus
+
+from .models import Customer, CustomField
 from .social import SOCIAL_FIELDS
 
 
@@ -14,3 +18,67 @@ def directory_customers(*, query: str = "") -> QuerySet[Customer]:
     if query:
         customers = customers.filter(full_name__icontains=query)
     return customers.order_by("full_name", "pk")
+
+
+# --- The contacts console (Django admin) --------------------------------------------------------
+
+
+def active_subscriptions_of(customer_ref) -> QuerySet:
+    """Subscriptions that count as active (active or trialing, not paused) of the customer `customer_ref` names."""
+    return Subscription.objects.filter(
+        customer=customer_ref,
+        status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING],
+        paused=False,
+    )
+
+
+def customers_with_totals(queryset: QuerySet[Customer]) -> QuerySet[Customer]:
+    """Annotate each customer with active subscriptions and lifetime value: correlated subqueries, so the
+    database computes them only for the rows of the page shown, and a page costs one query however long."""
+    purchases = Purchase.objects.filter(customer=OuterRef("pk")).exclude(status=PurchaseStatus.CANCELLED).order_by()
+    per_customer = purchases.values("customer")
+    return queryset.annotate(
+        active_subscriptions=Coalesce(
+            Subquery(
+                active_subscriptions_of(OuterRef("pk"))
+                .order_by()
+                .values("customer")
+                .annotate(n=Count("pk"))
+                .values("n")
+            ),
+            0,
+        ),
+        lifetime_value=Coalesce(
+            Subquery(per_customer.annotate(total=Sum(F("amount") - F("amount_refunded"))).values("total")), 0
+        ),
+        lifetime_currency=Subquery(per_customer.annotate(currency_min=Min("currency")).values("currency_min")),
+        lifetime_currency_count=Coalesce(
+            Subquery(per_customer.annotate(n=Count("currency", distinct=True)).values("n")), 0
+        ),
+    )
+
+
+def customer_lifetime_values(*, customer: Customer) -> list[tuple[str, int]]:
+    """The customer's paid amounts less refunds, per currency, largest first."""
+    rows = (
+        Purchase.objects.filter(customer=customer)
+        .exclude(status=PurchaseStatus.CANCELLED)
+        .order_by()
+        .values("currency")
+        .annotate(total=Sum(F("amount") - F("amount_refunded")))
+    )
+    return sorted(((row["currency"], row["total"]) for row in rows), key=lambda pair: -pair[1])
+
+
+def countries_in_use() -> list[str]:
+    """The country codes customers have, for the admin's country filter (an index-only scan)."""
+    return list(Customer.objects.exclude(country="").order_by("country").values_list("country", flat=True).distinct())
+
+
+def custom_fields_for_contact_page() -> list[CustomField]:
+    """The custom fields a customer sees on their contact page (editable or not)."""
+    return list(CustomField.objects.filter(visible_to_customer=True))
+
+
+def custom_fields_all() -> list[CustomField]:
+    return list(CustomField.objects.all())

@@ -1,21 +1,41 @@
 """Writes to accounts. Views and admin call these; nothing else saves a Customer."""
 
 import logging
-from datetime import datetime
+import uuid
+from datetime import date
+from decimal import Decimal, InvalidOperation
 
+from allauth.account.forms import ResetPasswordForm
+from allauth.account.models import EmailAddress
+from allauth.account.utils import perform_login
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from portal.emails import email_queue
+from portal.errors import UserFacingError
+from portal.models import ActorKind, EmailKind
 from portal.services import audit_record
+from purchases.services import access_grant
 
+from .activity import customer_record_activity  # noqa: F401 - re-exported: the middleware, receivers and billing record activity through services
 from .avatars import avatar_reencode
-from .models import Customer, TaxIdStatus, User
+from .models import Customer, CustomField, CustomFieldType, TaxIdStatus, User
+from .preferences import EmailCategory
 from .signals import CONTACT_FIELDS, contact_changed
 from .social import SOCIAL_FIELDS
 
 logger = logging.getLogger(__name__)
 
-PROFILE_FIELDS = ("time_zone", "notify_product_updates", "notify_marketing", "notify_community_digest")
+PROFILE_FIELDS = (
+    "time_zone",
+    "notify_product_updates",
+    "notify_marketing",
+    "notify_community_digest",
+    "notify_billing_notices",
+)
 
 
 def customer_get_or_create(*, user: User) -> Customer:
@@ -51,6 +71,12 @@ def _apply(customer: Customer, data: dict, allowed: tuple[str, ...]) -> dict[str
     return changed
 
 
+def _with_activity(customer: Customer, update_fields: list[str]) -> list[str]:
+    """The customer's own change is activity (accounts.activity): write it in the same UPDATE."""
+    customer.last_activity_at = timezone.now()
+    return [*update_fields, "last_activity_at"]
+
+
 @transaction.atomic
 def customer_update_contact(*, customer: Customer, data: dict, by: User | None) -> frozenset[str]:
     """Save contact fields; send `contact_changed` with exactly the fields that changed."""
@@ -61,6 +87,8 @@ def customer_update_contact(*, customer: Customer, data: dict, by: User | None) 
     if {"tax_id_type", "tax_id_value"} & changed.keys():
         customer.tax_id_status = TaxIdStatus.FORMAT_VALID if customer.tax_id_value else TaxIdStatus.NONE
         update_fields.append("tax_id_status")
+    if by is not None and by.pk == customer.user_id:  # staff edits are not the customer's activity
+        update_fields = _with_activity(customer, update_fields)
     customer.save(update_fields=update_fields)
     changed_fields = frozenset(changed)
     logger.info("customer %s contact changed: %s", customer.pk, ",".join(sorted(changed_fields)))
@@ -72,14 +100,14 @@ def customer_update_contact(*, customer: Customer, data: dict, by: User | None) 
 def customer_update_profile(*, customer: Customer, data: dict) -> dict[str, list]:
     changed = _apply(customer, data, PROFILE_FIELDS)
     if changed:
-        customer.save(update_fields=[*changed, "updated_at"])
+        customer.save(update_fields=_with_activity(customer, [*changed, "updated_at"]))
     return changed
 
 
 def customer_update_social(*, customer: Customer, data: dict) -> dict[str, list]:
     changed = _apply(customer, data, SOCIAL_FIELDS)
     if changed:
-        customer.save(update_fields=[*changed, "updated_at"])
+        customer.save(update_fields=_with_activity(customer, [*changed, "updated_at"]))
     return changed
 
 
@@ -88,7 +116,7 @@ def customer_set_avatar(*, customer: Customer, upload) -> Customer:
     content = avatar_reencode(upload)
     old = customer.avatar.name
     customer.avatar.save(content.name, content, save=False)
-    customer.save(update_fields=["avatar", "updated_at"])
+    customer.save(update_fields=_with_activity(customer, ["avatar", "updated_at"]))
     if old:
         transaction.on_commit(lambda: customer.avatar.storage.delete(old))
     return customer
@@ -98,7 +126,7 @@ def customer_remove_avatar(*, customer: Customer) -> Customer:
     old = customer.avatar.name
     if old:
         customer.avatar = ""
-        customer.save(update_fields=["avatar", "updated_at"])
+        customer.save(update_fields=_with_activity(customer, ["avatar", "updated_at"]))
         transaction.on_commit(lambda: customer.avatar.storage.delete(old))
     return customer
 
@@ -109,5 +137,219 @@ def customer_sync_email(*, user: User) -> frozenset[str]:
     return customer_update_contact(customer=customer, data={"email": user.email}, by=user)
 
 
-def customer_record_activity(*, user_id: int, at: datetime | None = None) -> None:
-    Customer.objects.filter(user_id=user_id).update(last_activity_at=at or timezone.now())
+@transaction.atomic
+def customer_unsubscribe(*, customer: Customer, category: EmailCategory) -> bool:
+    """Turn an email category off (one-click unsubscribe); return whether it was on."""
+    updated = Customer.objects.filter(pk=customer.pk, **{category.field: True}).update(
+        **{category.field: False}, updated_at=timezone.now()
+    )
+    setattr(customer, category.field, False)
+    if updated:
+        audit_record(
+            action="notifications.unsubscribed",
+            customer=customer,
+            actor_kind=ActorKind.CUSTOMER,
+            changes={category.field: ["True", "False"]},
+        )
+    return bool(updated)
+
+
+# --- hub links -------------------------------------------------------------------------------
+
+
+def hub_link_request(*, email: str) -> None:
+    """Email a fresh hub link to the active customer with this address; for any other address do nothing."""
+    customer = Customer.objects.filter(user__email__iexact=email.strip(), user__is_active=True).first()
+    if customer is not None:
+        email_queue(customer=customer, kind=EmailKind.HUB_LINK, key=f"hub_link:{customer.pk}:{uuid.uuid4().hex}")
+
+
+def email_address_mark_verified(*, user: User) -> None:
+    """Record the user's address as verified: a link mailed to it was opened (and the token names it)."""
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
+    elif not address.verified:
+        address.verified = True
+        address.save(update_fields=["verified"])
+
+
+def hub_sign_in(*, request: HttpRequest, customer: Customer, redirect_url: str) -> HttpResponse:
+    """Sign the customer in from a checked hub link, through allauth's login stages (2FA included)."""
+    email_address_mark_verified(user=customer.user)
+    return perform_login(request, customer.user, redirect_url=redirect_url, email=customer.user.email)
+
+
+# --- Contacts added and edited by staff ----------------------------------------------------------
+
+EMAIL_TAKEN = _("A customer with the email address %(email)s already exists.")
+VIEW_AS_STAFF_ACCOUNT = _("Staff accounts cannot be viewed as a customer.")
+VIEW_AS_INACTIVE = _("This customer's account is deactivated, so there is nothing to view.")
+
+# Customer fields staff may change besides the contact fields (those go through customer_update_contact).
+STAFF_EDITABLE_FIELDS = ("external_user_id", *PROFILE_FIELDS, *SOCIAL_FIELDS)
+
+VIEW_AS_SESSION_KEY = "portal_view_as_customer"
+
+
+class CustomerError(UserFacingError):
+    """A staff action on a contact was refused; the message may be shown to staff."""
+
+
+@transaction.atomic
+def customer_update_details(*, customer: Customer, data: dict, by: User | None) -> frozenset[str]:
+    """Save any staff-editable fields: contact fields through customer_update_contact, the rest audited here."""
+    changed_contact = customer_update_contact(customer=customer, data=data, by=by)
+    changed = _apply(customer, data, STAFF_EDITABLE_FIELDS)
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+        audit_record(action="customer.updated", customer=customer, actor=by, changes=changed)
+    return changed_contact | frozenset(changed)
+
+
+@transaction.atomic
+def customer_create(*, email: str, by: User | None, contact: dict | None = None) -> Customer:
+    """Create a customer (and their user, with no password yet) from an email address and contact details."""
+    email = User.objects.normalize_email(email).strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise CustomerError(EMAIL_TAKEN, {"email": email})
+    user = User.objects.create_user(email=email, password=None)
+    # The address is confirmed when the customer first signs in through a link sent to it.
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+    customer = Customer.objects.create(user=user, email=email)
+    user.customer = customer
+    audit_record(action="customer.created", customer=customer, actor=by, changes={"email": email})
+    if contact:
+        customer_update_contact(customer=customer, data={**contact, "email": email}, by=by)
+    return customer
+
+
+@transaction.atomic
+def customer_add_by_hand(*, email: str, full_name: str = "", offer=None, by: User) -> Customer:
+    """Create a customer, grant the offer's products if one is given, and send the welcome email."""
+    customer = customer_create(email=email, contact={"full_name": full_name}, by=by)
+    if offer is not None:
+        for product in offer.products.all():
+            access_grant(customer=customer, product=product, by=by)
+    customer_send_login_email(customer=customer, by=by)
+    return customer
+
+
+def customer_send_login_email(*, customer: Customer, by: User) -> None:
+    """Queue the welcome email, whose link lets the customer sign in and set a password."""
+    key = f"welcome:{customer.pk}:{uuid.uuid4().hex}"  # each send is a new email, never deduplicated
+    email_queue(customer=customer, kind=EmailKind.WELCOME, key=key)
+    audit_record(action="login_email.sent", customer=customer, actor=by)
+
+
+def customer_send_password_reset(*, customer: Customer, by: User, request) -> None:
+    """Send allauth's own password-reset email to the customer's address."""
+    form = ResetPasswordForm(data={"email": customer.user.email})
+    if form.is_valid():
+        form.save(request)
+        audit_record(action="password_reset.sent", customer=customer, actor=by)
+
+
+# --- Custom fields -----------------------------------------------------------------------------
+
+CUSTOM_NUMBER_INVALID = _("Enter a number, such as 42 or 3.5.")
+CUSTOM_DATE_INVALID = _("Enter a date as YYYY-MM-DD.")
+CUSTOM_CHOICE_INVALID = _("Choose one of: %(choices)s.")
+CUSTOM_TEXT_TOO_LONG = _("Enter at most %(max)s characters.")
+CUSTOM_FIELD_UNKNOWN = _("There is no custom field with the key %(key)s.")
+CUSTOM_TEXT_MAX_LENGTH = 500
+
+
+def custom_field_value_clean(*, field: CustomField, value) -> str:
+    """Return the value in its stored form: text, a plain decimal, an ISO date, or one of the choices ('' is empty).
+
+    Raises ValidationError with the message for the field's type."""
+    if value is None:
+        return ""
+    if field.type == CustomFieldType.DATE and isinstance(value, date):
+        return value.isoformat()
+    text = str(value).strip()
+    if not text:
+        return ""
+    if field.type == CustomFieldType.NUMBER:
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ValidationError(CUSTOM_NUMBER_INVALID, code="invalid_number") from None
+        if not number.is_finite():
+            raise ValidationError(CUSTOM_NUMBER_INVALID, code="invalid_number")
+        return format(number.normalize(), "f")
+    if field.type == CustomFieldType.DATE:
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValidationError(CUSTOM_DATE_INVALID, code="invalid_date") from None
+    if field.type == CustomFieldType.CHOICE:
+        if text not in field.choice_list:
+            raise ValidationError(
+                CUSTOM_CHOICE_INVALID, code="invalid_choice", params={"choices": ", ".join(field.choice_list)}
+            )
+        return text
+    if len(text) > CUSTOM_TEXT_MAX_LENGTH:
+        raise ValidationError(CUSTOM_TEXT_TOO_LONG, code="max_length", params={"max": CUSTOM_TEXT_MAX_LENGTH})
+    return text
+
+
+@transaction.atomic
+def customer_set_custom_fields(*, customer: Customer, values: dict, by: User | None) -> dict[str, list]:
+    """Validate and store custom field values by key ('' clears one); return {key: [old, new]} of the changes.
+
+    Raises ValidationError({key: [message]}) naming every invalid value; nothing is stored then."""
+    if not values:
+        return {}
+    fields = {field.key: field for field in CustomField.objects.filter(key__in=values)}
+    cleaned, errors = {}, {}
+    for key, value in values.items():
+        if key not in fields:
+            errors[key] = [ValidationError(CUSTOM_FIELD_UNKNOWN, code="unknown", params={"key": key})]
+            continue
+        try:
+            cleaned[key] = custom_field_value_clean(field=fields[key], value=value)
+        except ValidationError as error:
+            errors[key] = error.error_list
+    if errors:
+        raise ValidationError(errors)
+    # The stored row is the reference, as in _apply(): the instance may hold unsaved values.
+    stored = Customer.objects.select_for_update().filter(pk=customer.pk).values_list("custom_field_values", flat=True)
+    current = dict(stored.first() or {})
+    changed = {key: [current.get(key, ""), new] for key, new in cleaned.items() if current.get(key, "") != new}
+    if not changed:
+        customer.custom_field_values = current
+        return {}
+    for key, (_old, new) in changed.items():
+        if new:
+            current[key] = new
+        else:
+            current.pop(key, None)
+    customer.custom_field_values = current
+    customer.save(update_fields=["custom_field_values", "updated_at"])
+    audit_record(action="custom_fields.updated", customer=customer, actor=by, changes=changed)
+    return changed
+
+
+# --- Viewing the portal as a customer --------------------------------------------------------------
+
+
+def view_as_start(*, session, staff: User, customer: Customer) -> None:
+    """Let the staff member see the portal as the customer does (read-only), recording the start."""
+    if customer.user.is_staff:
+        raise CustomerError(VIEW_AS_STAFF_ACCOUNT)
+    if not customer.user.is_active:
+        raise CustomerError(VIEW_AS_INACTIVE)
+    session[VIEW_AS_SESSION_KEY] = customer.pk
+    audit_record(action="view_as.started", customer=customer, actor=staff)
+
+
+def view_as_end(*, session, staff: User) -> Customer | None:
+    """Stop viewing as a customer, recording the end; return the customer who was viewed."""
+    customer_id = session.pop(VIEW_AS_SESSION_KEY, None)
+    customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+    if customer is not None:
+        audit_record(action="view_as.ended", customer=customer, actor=staff)
+    return customer

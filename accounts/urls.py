@@ -12,4 +12,7 @@ urlpatterns = [
     path("settings/social/", views.social, name="social"),
     path("settings/password/", views.password, name="password"),
     path("directory/", views.directory, name="directory"),
+    path("hub/new-link/", views.hub_request, name="hub_request"),
+    path("hub/<str:token>/", views.hub, name="hub"),
+    path("email/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -1,16 +1,25 @@
 from allauth.account.views import PasswordChangeView, PasswordSetView
+from allauth.core import ratelimit
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from . import selectors, services
 from .avatars import AvatarError
-from .forms import AvatarForm, ContactForm, ProfileForm, SocialForm
+from .forms import AvatarForm, ContactForm, HubLinkRequestForm, ProfileForm, SocialForm, with_custom_fields
+from .hub import HubLinkError, hub_default_destination, hub_link_token
+from .preferences import UnsubscribeLinkInvalid, unsubscribe_token_check
+
+HUB_LINK_RATE_LIMITED = gettext_lazy("Too many requests for a link. Wait a few minutes, then try again.")
 
 
 def _customer(request):
@@ -20,10 +29,17 @@ def _customer(request):
 @login_required
 def contact(request):
     customer = _customer(request)
-    form = ContactForm(request.POST or None, instance=customer)
+    custom_fields = selectors.custom_fields_for_contact_page()
+    form_class = with_custom_fields(ContactForm, [field for field in custom_fields if field.editable_by_customer])
+    form = form_class(request.POST or None, instance=customer)
     if request.method == "POST" and form.is_valid():
         changed = services.customer_update_contact(customer=customer, data=form.cleaned_data, by=request.user)
-        messages.success(request, _("Your contact information was saved.") if changed else _("Nothing changed."))
+        custom_changed = services.customer_set_custom_fields(
+            customer=customer, values=form.custom_field_values(), by=request.user
+        )
+        messages.success(
+            request, _("Your contact information was saved.") if changed or custom_changed else _("Nothing changed.")
+        )
         if request.htmx:
             return HttpResponseClientRedirect(
                 request.POST.get("next_page") == "home" and reverse("portal:home") or reverse("accounts:contact")
@@ -31,7 +47,18 @@ def contact(request):
         return redirect("accounts:contact")
     if request.htmx:
         return render(request, "accounts/partials/contact_form.html", {"form": form, "in_dialog": True})
-    return render(request, "accounts/contact.html", {"form": form, "customer": customer})
+    read_only_fields = [field for field in custom_fields if not field.editable_by_customer]
+    return render(
+        request,
+        "accounts/contact.html",
+        {"form": form, "customer": customer, "custom_details": _custom_details(customer, read_only_fields)},
+    )
+
+
+def _custom_details(customer, fields) -> list[tuple[str, str]]:
+    """(label, value) of the custom fields shown to the customer but not editable by them."""
+    values = customer.custom_field_values or {}
+    return [(field.label, values[field.key]) for field in fields if values.get(field.key)]
 
 
 @login_required
@@ -103,3 +130,69 @@ def directory(request):
     query = request.GET.get("q", "").strip()[:100]
     page = Paginator(selectors.directory_customers(query=query), per_page=24).get_page(request.GET.get("page"))
     return render(request, "accounts/directory.html", {"page": page, "query": query})
+
+
+# --- hub links (/hub/<token>/) -----------------------------------------------------------------
+
+
+def _hub_next(request) -> str:
+    """Where to land after the hub link: a local ?next= path, else the billing page."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return hub_default_destination()
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def hub(request, token):
+    """GET shows a confirm page (mail scanners open links too); only its POST signs the customer in."""
+    try:
+        customer = hub_link_token.check_token(token)
+    except HubLinkError as error:
+        context = {"error": error.message, "form": HubLinkRequestForm()}
+        return render(request, "accounts/hub_request.html", context, status=400)
+    next_url = _hub_next(request)
+    if request.method == "POST":
+        return services.hub_sign_in(request=request, customer=customer, redirect_url=next_url)
+    if request.user.is_authenticated and request.user.pk == customer.user_id:
+        return redirect(next_url)
+    return render(request, "accounts/hub_confirm.html", {"link_customer": customer, "next": next_url})
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def hub_request(request):
+    """Email a fresh hub link; the answer is the same whether or not the address has an account."""
+    form = HubLinkRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        if not ratelimit.consume(request, action="request_hub_link", key=email.lower()):
+            form.add_error(None, HUB_LINK_RATE_LIMITED)
+            return render(request, "accounts/hub_request.html", {"form": form}, status=429)
+        services.hub_link_request(email=email)
+        return render(request, "accounts/hub_sent.html", {"email": email})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/hub_request.html", {"form": form}, status=status)
+
+
+# --- one-click unsubscribe (List-Unsubscribe, RFC 8058) ------------------------------------------
+
+
+# The signed token is what authenticates this endpoint: mail providers send the one-click POST
+# from their servers, with no session and no CSRF cookie (see docs/architecture.md).
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request, token):
+    """GET asks to confirm; POST (the button, or a mail provider's one-click) turns the category off."""
+    try:
+        customer, category = unsubscribe_token_check(token)
+    except UnsubscribeLinkInvalid as error:
+        return render(request, "accounts/unsubscribe.html", {"error": error.message}, status=400)
+    if request.method == "POST":
+        services.customer_unsubscribe(customer=customer, category=category)
+        return render(request, "accounts/unsubscribe.html", {"category": category, "done": True})
+    return render(request, "accounts/unsubscribe.html", {"category": category, "done": False})

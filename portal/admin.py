@@ -1,19 +1,24 @@
 from django.contrib import admin
 from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from .models import AuditEntry, SiteSettings
+from .emails import email_requeue
+from .models import AuditEntry, OutboundEmail, SiteSettings
 from .selectors import site_settings_get
+from .services import site_settings_update
+from .templatetags.portal import audit_changes
 
 
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
     fieldsets = [
         (
-            "Business (shown on receipts)",
+            _("Business (shown on receipts)"),
             {"fields": ["business_name", "business_address", "business_tax_id", "business_email", "logo"]},
         ),
-        ("Receipts", {"fields": ["receipt_prefix", "receipt_mode"]}),
-        ("Billing", {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
+        (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
+        (_("Billing"), {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
     ]
 
     def has_add_permission(self, request):
@@ -25,10 +30,14 @@ class SiteSettingsAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         return redirect("admin:portal_sitesettings_change", site_settings_get().pk)
 
+    def save_model(self, request, obj, form, change):
+        """Save through the service, which records who changed which setting."""
+        site_settings_update(data={field: getattr(obj, field) for field in form.changed_data}, by=request.user)
+
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "customer", "actor", "actor_kind"]
+    list_display = ["created_at", "action", "customer", "actor", "actor_kind", "changes_display"]
     list_filter = ["actor_kind", "action"]
     search_fields = ["customer__email", "customer__full_name", "action"]
     list_select_related = ["customer", "actor"]
@@ -40,5 +49,42 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("changes"))
+    def changes_display(self, entry):
+        return "; ".join(
+            f"{label}: {new}" if old is None else f"{label}: {old or '—'} → {new or '—'}"
+            for label, old, new in audit_changes(entry)
+        )
+
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(admin.ModelAdmin):
+    """Every customer email, one row per event: what went out, what was skipped, what failed and why."""
+
+    list_display = ["created_at", "kind", "customer", "to", "status", "attempts", "sent_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["key", "customer__email", "customer__full_name", "to", "subject"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+    date_hierarchy = "created_at"
+    actions = ["send_again"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("Send the selected queued or failed emails again"), permissions=["change"])
+    def send_again(self, request, queryset):
+        count = sum(email_requeue(email=email) for email in queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d email queued again.", "%(count)d emails queued again.", count) % {"count": count},
+        )

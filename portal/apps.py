@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class PortalConfig(AppConfig):
@@ -7,3 +8,10 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with PortalAdminSite as `admin.site`, so every @admin.register lands on it."""
+
+    default = False
+    default_site = "portal.adminsite.PortalAdminSite"

@@ -89,3 +89,48 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.action} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class EmailKind(models.TextChoices):
+    WELCOME = "welcome", _("Welcome")
+    HUB_LINK = "hub_link", _("Sign-in link")
+    RECEIPT = "receipt", _("Receipt")
+    PAYMENT_FAILED = "payment_failed", _("Payment failed")
+    REFUND_ISSUED = "refund_issued", _("Refund issued")
+    CARD_UPDATED = "card_updated", _("Card updated")
+    SUBSCRIPTION_CANCEL_SCHEDULED = "subscription_cancel_scheduled", _("Subscription cancellation scheduled")
+    SUBSCRIPTION_CANCELED = "subscription_canceled", _("Subscription cancelled")
+    SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
+    SUBSCRIPTION_RESUMED = "subscription_resumed", _("Subscription resumed")
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    SKIPPED = "skipped", _("Not sent: the customer turned these emails off")
+    FAILED = "failed", _("Failed")
+
+
+class OutboundEmail(models.Model):
+    """One email to a customer about one event; the unique key makes sure it goes out once."""
+
+    key = models.CharField(_("event key"), max_length=200, unique=True)
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(_("kind"), max_length=40, choices=EmailKind.choices)
+    context = models.JSONField(_("context"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=EmailStatus.choices, default=EmailStatus.QUEUED)
+    to = models.EmailField(_("sent to"), blank=True)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("queued"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("email")
+        verbose_name_plural = _("emails")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="portal_email_customer_idx")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} → {self.to or self.customer_id} ({self.get_status_display()})"

@@ -24,9 +24,16 @@ def audit_record(
 
 
 @transaction.atomic
-def site_settings_update(*, data: dict) -> SiteSettings:
+def site_settings_update(*, data: dict, by=None) -> SiteSettings:
+    """Change site settings; a change made by someone (in admin) is audited field by field."""
     site = SiteSettings.objects.select_for_update().get_or_create(pk=1)[0]
+    changes = {}
     for field, value in data.items():
+        old, new = ("" if v is None else str(v) for v in (getattr(site, field), value))
+        if old != new:
+            changes[field] = [old, new]
         setattr(site, field, value)
     site.save()
+    if by is not None and changes:
+        audit_record(action="site_settings.updated", actor=by, changes=changes)
     return site

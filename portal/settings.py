@@ -47,7 +47,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 PORTAL_SITE_URL = os.environ.get("PORTAL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",  # django.contrib.admin with the portal's admin site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "allauth.usersessions",
+    "import_export",
     "portal",
     "accounts",
     "billing",
@@ -83,6 +84,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "portal.middleware.ViewAsMiddleware",
     "accounts.middleware.CustomerTimezoneMiddleware",
     "accounts.middleware.ActivityMiddleware",
     "portal.middleware.PrivateCacheMiddleware",
@@ -203,6 +205,8 @@ ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
     "manage_email": "10/m/user",
     "request_login_code": "20/m/ip,3/m/key",
+    # Our own: "email me a fresh hub link" on an expired link's page (accounts.views.hub_request).
+    "request_hub_link": "10/m/ip,3/10m/key",
     "change_phone": "1/m/user",
     "reauthenticate": "10/m/user",
 }
@@ -354,7 +358,19 @@ SECURE_CSP = {
 PORTAL_BUSINESS_NAME = os.environ.get("PORTAL_BUSINESS_NAME", "Customer Portal")
 # Customer.last_activity_at is written at most once per this many seconds per session.
 ACTIVITY_INTERVAL_SECONDS = int(os.environ.get("ACTIVITY_INTERVAL_SECONDS", "300"))
+# How long the sign-in link in receipt and other emails (/hub/<token>/) works.
+HUB_LINK_MAX_AGE_DAYS = int(os.environ.get("HUB_LINK_MAX_AGE_DAYS", "7"))
 DIRECTORY_PAGE_SIZE = 24
+# Staff must have two-factor authentication on before the admin opens (they are sent to set it up).
+PORTAL_STAFF_REQUIRE_2FA = env_bool("PORTAL_STAFF_REQUIRE_2FA", False)
+# The load benchmark's two anchor pages under /bench/ (portal/bench_views.py); never on in production.
+BENCH_ANCHORS = env_bool("BENCH_ANCHORS", False)
+
+# Contact CSV import (django-import-export): the uploaded file waits in the shared cache between the
+# preview and the confirmation, so any node may serve either step; a bad row stops the whole file.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 
 # ---------------------------------------------------------------------------------------------
 # Logging

@@ -7,7 +7,7 @@ from billing import views as billing_views
 
 from . import views
 
-portal_patterns = [path("", views.home, name="home")]
+portal_patterns = [path("", views.home, name="home"), path("view-as/end/", views.view_as_end, name="view_as_end")]
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
@@ -21,6 +21,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+if settings.BENCH_ANCHORS:  # bench/run.py measures every page against these two
+    urlpatterns.append(path("bench/", include("portal.bench_views")))
 if settings.SERVE_MEDIA:
     urlpatterns.append(
         re_path(

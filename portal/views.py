@@ -1,13 +1,16 @@
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.static import serve
 
 from accounts.services import customer_get_or_create
+from accounts.services import view_as_end as view_as_end_service
 
 
 @login_required
@@ -32,3 +35,16 @@ def healthz(request):
 def media(request, path):
     """Serve an uploaded avatar or logo (only when SERVE_MEDIA is on; the URL pattern limits the paths)."""
     return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
+@require_POST
+def view_as_end(request):
+    """Stop viewing the portal as a customer and go back to their contact page in the admin."""
+    staff = getattr(request, "real_user", request.user)
+    if not staff.is_authenticated:
+        return redirect("account_login")
+    customer = view_as_end_service(session=request.session, staff=staff)
+    if customer is None:
+        return redirect("admin:index")
+    messages.info(request, _("You stopped viewing the portal as %(name)s.") % {"name": customer})
+    return redirect("admin:accounts_customer_change", customer.pk)

@@ -8,8 +8,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.activity import customer_record_activity
 from accounts.models import Customer
+from portal.emails import email_queue
 from portal.errors import UserFacingError
+from portal.models import EmailKind
 from portal.selectors import site_settings_get
 from portal.services import audit_record
 
@@ -159,7 +162,8 @@ def purchase_record(
     by=None,
     **stripe_ids,
 ) -> Purchase:
-    """Record a paid purchase: the purchase, access to the offer's products, and its receipt."""
+    """Record a paid purchase: the purchase, access to the offer's products, its receipt, and the receipt
+    email (sent once the transaction commits)."""
     purchase = Purchase.objects.create(
         customer=customer,
         offer=offer,
@@ -170,12 +174,20 @@ def purchase_record(
     )
     for product in offer.products.all():
         access_grant(customer=customer, product=product, purchase=purchase, by=by)
-    receipt_issue(purchase=purchase, tax_rate=tax_rate, issued_at=purchase.purchased_at)
+    receipt = receipt_issue(purchase=purchase, tax_rate=tax_rate, issued_at=purchase.purchased_at)
     audit_record(
         action="purchase.recorded",
         customer=customer,
         actor=by,
         changes={"offer": offer.name, "amount": purchase.amount, "currency": purchase.currency},
+    )
+    customer_record_activity(user_id=customer.user_id, at=purchase.purchased_at)
+    # Corrected copies (receipt_issue_correction) are not emailed: the customer asked for them on the page.
+    email_queue(
+        customer=customer,
+        kind=EmailKind.RECEIPT,
+        key=f"receipt:{receipt.number}",
+        context={"receipt_number": receipt.number},
     )
     return purchase
 

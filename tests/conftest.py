@@ -48,6 +48,47 @@ def stored_row(db):
 
 
 @pytest.fixture
+def run_tasks(db):
+    """Run the queued background tasks with django-tasks-db's own worker code; return how many ran.
+    A task that raises fails the test.
+
+    A task queued on commit exists only once the test's transaction commits: wrap the code under
+    test in django_capture_on_commit_callbacks(execute=True), or use transactional_db.
+    """
+    from django.db import transaction
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    worker = Worker(
+        queue_names=["*"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="pytest",
+        excluded_queue_names=[],
+    )
+
+    def run() -> int:
+        # The claim loop of Worker.run(), without its close_old_connections(), which would close the
+        # connection that holds the test's transaction.
+        ran = 0
+        while True:
+            with transaction.atomic():
+                result = DBTaskResult.objects.ready().get_locked()
+                if result is None:
+                    return ran
+                result.claim(worker.worker_id)
+            worker.run_task(result)
+            ran += 1
+            result.refresh_from_db()
+            assert result.status != "FAILED", f"task {result.task_path} failed:\n{result.traceback}"
+
+    return run
+
+
+@pytest.fixture
 def sign_in(db):
     """Sign in through allauth's own login form (as a browser would), not with force_login."""
 
@@ -57,3 +98,40 @@ def sign_in(db):
         return response
 
     return post_login
+
+
+# --- Staff: the creator (a superuser) and support (the Support group) ---------------------------------
+
+
+@pytest.fixture
+def creator(db):
+    from tests.factories import CustomerFactory, UserFactory
+
+    user = UserFactory(email="creator@example.com", is_staff=True, is_superuser=True, password=None)
+    CustomerFactory(user=user)
+    return user
+
+
+@pytest.fixture
+def support_user(db):
+    from django.contrib.auth.models import Group
+
+    from accounts.models import SUPPORT_GROUP
+    from tests.factories import CustomerFactory, UserFactory
+
+    user = UserFactory(email="support@example.com", is_staff=True, password=None)
+    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
+    CustomerFactory(user=user)
+    return user
+
+
+@pytest.fixture
+def creator_client(client, creator):
+    client.force_login(creator, backend="accounts.backends.PortalAuthenticationBackend")
+    return client
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    client.force_login(support_user, backend="accounts.backends.PortalAuthenticationBackend")
+    return client

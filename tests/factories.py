@@ -118,3 +118,20 @@ class ReceiptFactory(factory.django.DjangoModelFactory):
         from purchases.services import receipt_issue
 
         return receipt_issue(**kwargs)
+
+
+# --- Billing -------------------------------------------------------------------------------------
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    """A bare subscription mirror row (no processor behind it): active, 12.00 GBP a month."""
+
+    class Meta:
+        model = "billing.Subscription"
+
+    customer = factory.SubFactory(CustomerFactory)
+    stripe_subscription_id = factory.Sequence(lambda n: f"sub_test{n:06d}")
+    status = "active"
+    amount = 1200
+    currency = "gbp"
+    interval = "month"

@@ -1,0 +1,324 @@
+"""Customer emails: recorded once per event, rendered and sent by a background task after commit.
+
+`email_queue()` is the one way to email a customer about something that happened. It stores an
+`OutboundEmail` row under a unique event key (so a repeated webhook or a retried request sends
+nothing twice) and, when the caller's transaction commits, enqueues `portal.tasks.email_send`.
+The task locks the row, renders the email in the customer's time zone, checks the customer's
+preference for non-transactional kinds, sends, and marks the row sent.
+
+Each kind has templates under `templates/emails/<kind>/` (`subject.txt`, `body.txt`, `body.html`)
+sharing `emails/base.txt` and `emails/base.html` (business name and logo).
+"""
+
+import logging
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import formataddr, parseaddr
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from accounts.hub import hub_link_url
+from accounts.models import Customer
+from accounts.preferences import BILLING_NOTICES, EmailCategory, customer_wants, unsubscribe_url
+from purchases.models import Receipt
+from purchases.money import format_money
+
+from .links import absolute_url
+from .models import EmailKind, EmailStatus, OutboundEmail
+from .selectors import site_settings_get
+
+logger = logging.getLogger(__name__)
+
+# Non-transactional kinds, and the preference that lets a customer turn them off. Every other kind
+# (receipts, payment failed, refunds, welcome and sign-in links) always goes out.
+CATEGORY_OF_KIND: dict[str, EmailCategory] = {
+    EmailKind.CARD_UPDATED: BILLING_NOTICES,
+    EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: BILLING_NOTICES,
+    EmailKind.SUBSCRIPTION_CANCELED: BILLING_NOTICES,
+    EmailKind.SUBSCRIPTION_PAUSED: BILLING_NOTICES,
+    EmailKind.SUBSCRIPTION_RESUMED: BILLING_NOTICES,
+}
+
+# The context each kind needs from its caller (plain JSON data).
+CONTEXT_KEYS: dict[str, frozenset[str]] = {
+    EmailKind.WELCOME: frozenset(),
+    EmailKind.HUB_LINK: frozenset(),
+    EmailKind.RECEIPT: frozenset({"receipt_number"}),
+    EmailKind.PAYMENT_FAILED: frozenset({"offer_name", "amount", "currency"}),
+    EmailKind.REFUND_ISSUED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
+    EmailKind.CARD_UPDATED: frozenset({"brand", "last4", "exp_month", "exp_year"}),
+    EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: frozenset({"offer_name", "ends_at"}),
+    EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
+    EmailKind.SUBSCRIPTION_PAUSED: frozenset({"offer_name", "resumes_at"}),
+    EmailKind.SUBSCRIPTION_RESUMED: frozenset({"offer_name"}),
+}
+
+# Paths of the billing app (see the URL map in DESIGN.md); emails may go out before it is installed.
+BILLING_PATH = "/billing/"
+UPDATE_CARD_PATH = "/billing/cards/new/"
+
+EMAIL_MAX_ATTEMPTS = 5
+
+_BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")  # template tags leave runs of blank lines in text bodies
+
+CARD_BRANDS = {
+    "amex": "American Express",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str]
+
+
+# --- queue and deliver ---------------------------------------------------------------------------
+
+
+def email_queue(*, customer: Customer, kind: str, key: str, context: dict | None = None) -> None:
+    """Record the email for this event and send it after the current transaction commits; a key seen
+    before (the same event again) does nothing."""
+    if kind not in EmailKind.values:
+        raise ValueError(f"Unknown email kind: {kind!r}")
+    context = context or {}
+    missing = CONTEXT_KEYS[kind] - context.keys()
+    if missing:
+        raise ValueError(f"Email {kind!r} needs context keys {sorted(missing)}")
+    try:
+        with transaction.atomic():
+            email = OutboundEmail.objects.create(customer=customer, kind=kind, key=key, context=context)
+    except IntegrityError:
+        if not OutboundEmail.objects.filter(key=key).exists():
+            raise
+        logger.info("email %s was queued before; not again", key)
+        return
+    transaction.on_commit(lambda: _enqueue(email.pk), robust=True)
+
+
+def email_requeue(*, email: OutboundEmail) -> bool:
+    """Send a queued or failed email again (from admin); a sent or skipped one stays as it is."""
+    with transaction.atomic():
+        updated = OutboundEmail.objects.filter(pk=email.pk, status__in=[EmailStatus.QUEUED, EmailStatus.FAILED]).update(
+            status=EmailStatus.QUEUED, attempts=0
+        )
+        if updated:
+            transaction.on_commit(lambda: _enqueue(email.pk), robust=True)
+    return bool(updated)
+
+
+def _enqueue(email_id: int, *, delay: timedelta | None = None) -> None:
+    from .tasks import email_send
+
+    task = email_send.using(run_after=timezone.now() + delay) if delay else email_send
+    task.enqueue(email_id)
+
+
+def email_deliver(*, email_id: int) -> str:
+    """Send one queued email and mark it sent; return its status.
+
+    The row stays locked while the message goes out, so a second worker given the same email waits,
+    then finds it sent and does nothing.
+    """
+    with transaction.atomic():
+        email = (
+            OutboundEmail.objects.select_for_update(of=("self",))
+            .select_related("customer__user")
+            .filter(pk=email_id)
+            .first()
+        )
+        if email is None:
+            return "missing"
+        if email.status != EmailStatus.QUEUED:
+            return email.status
+        category = CATEGORY_OF_KIND.get(email.kind)
+        if category is not None and not customer_wants(email.customer, category):
+            email.status = EmailStatus.SKIPPED
+            email.save(update_fields=["status"])
+            return email.status
+        email.attempts += 1
+        try:
+            with transaction.atomic():  # a failed render or send must not break the outer transaction
+                message = email_message(email=email)
+                message.send()
+        except Exception as error:  # noqa: BLE001 - any failure is recorded on the row and retried
+            _record_failure(email, error)
+            return email.status
+        email.status = EmailStatus.SENT
+        email.sent_at = timezone.now()
+        email.to = message.to[0]
+        email.subject = message.subject[:255]
+        email.last_error = ""
+        email.save(update_fields=["status", "sent_at", "to", "subject", "attempts", "last_error"])
+    logger.info("email %s (%s) sent to customer %s", email.key, email.kind, email.customer_id)
+    return email.status
+
+
+def _record_failure(email: OutboundEmail, error: Exception) -> None:
+    from .tasks import email_send
+
+    logger.exception("email %s (%s) failed on attempt %s", email.key, email.kind, email.attempts)
+    email.last_error = f"{type(error).__name__}: {error}"[:2000]
+    retry = email.attempts < EMAIL_MAX_ATTEMPTS and email_send.get_backend().supports_defer
+    if retry:
+        delay = timedelta(minutes=2**email.attempts)  # 2, 4, 8, 16 minutes
+        transaction.on_commit(lambda: _enqueue(email.pk, delay=delay), robust=True)
+    else:
+        email.status = EmailStatus.FAILED
+    email.save(update_fields=["status", "attempts", "last_error"])
+
+
+# --- render --------------------------------------------------------------------------------------
+
+
+def email_message(*, email: OutboundEmail) -> EmailMultiAlternatives:
+    """The queued email as a message ready to send (text with an HTML alternative)."""
+    customer = email.customer
+    rendered = email_render(customer=customer, kind=email.kind, context=email.context)
+    site = site_settings_get()
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=email_from_address(),
+        to=[customer.user.email],
+        reply_to=[site.business_email] if site.business_email else None,
+        headers=rendered.headers,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message
+
+
+def email_render(*, customer: Customer, kind: str, context: dict | None = None) -> RenderedEmail:
+    """Render an email of this kind for the customer: subject, text and HTML bodies, extra headers."""
+    data = context or {}
+    # Customers have no language of their own yet: emails use the site's language and their time zone.
+    with translation.override(settings.LANGUAGE_CODE), timezone.override(_time_zone(customer)):
+        ctx = {**email_branding(), "customer": customer, "kind": kind, **_KIND_CONTEXT[kind](customer, data)}
+        headers = {"Auto-Submitted": "auto-generated"}
+        category = CATEGORY_OF_KIND.get(kind)
+        if category is not None:
+            url = unsubscribe_url(customer=customer, category=category)
+            ctx.update(category=category, unsubscribe_url=url)
+            headers["List-Unsubscribe"] = f"<{url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        subject = " ".join(render_to_string(f"emails/{kind}/subject.txt", ctx).split())
+        text = _BLANK_LINES.sub("\n\n", render_to_string(f"emails/{kind}/body.txt", ctx)).strip() + "\n"
+        html = render_to_string(f"emails/{kind}/body.html", ctx)
+    return RenderedEmail(subject=subject, text=text, html=html, headers=headers)
+
+
+def email_from_address() -> str:
+    """DEFAULT_FROM_EMAIL's address under the business's own name, which is what customers recognise."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
+    return formataddr((site_settings_get().business_name, address))
+
+
+def email_branding() -> dict:
+    """What every email shows of the business: name, logo, address, support address, the portal."""
+    site = site_settings_get()
+    return {
+        "business_name": site.business_name,
+        "business_address": site.business_address,
+        "support_email": site.business_email,
+        "logo_url": absolute_url(site.logo.url) if site.logo else "",
+        "site_url": absolute_url("/"),
+        "preferences_url": absolute_url(reverse("accounts:profile")),
+    }
+
+
+def _time_zone(customer: Customer) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(customer.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def _datetime(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
+def _receipt_context(customer: Customer, data: dict) -> dict:
+    receipt = Receipt.objects.select_related("purchase__offer").get(customer=customer, number=data["receipt_number"])
+    return {
+        "receipt": receipt,
+        "receipt_url": absolute_url(receipt.get_absolute_url()),
+        "hub_url": hub_link_url(customer=customer),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+    }
+
+
+def _welcome_context(customer: Customer, data: dict) -> dict:
+    return {
+        "hub_url": hub_link_url(customer=customer, next_path=reverse("portal:home")),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+        "login_code_url": absolute_url(reverse("account_request_login_code")),
+        "password_url": absolute_url(reverse("accounts:password")),
+    }
+
+
+def _hub_link_context(customer: Customer, data: dict) -> dict:
+    return {"hub_url": hub_link_url(customer=customer), "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS}
+
+
+def _money_context(data: dict) -> dict:
+    return {"offer_name": data["offer_name"], "amount": format_money(int(data["amount"]), data["currency"])}
+
+
+def _payment_failed_context(customer: Customer, data: dict) -> dict:
+    return {**_money_context(data), "update_card_url": absolute_url(UPDATE_CARD_PATH)}
+
+
+def _refund_issued_context(customer: Customer, data: dict) -> dict:
+    number = data.get("receipt_number") or ""
+    receipt_url = absolute_url(reverse("purchases:receipt", kwargs={"number": number})) if number else ""
+    return {**_money_context(data), "receipt_number": number, "receipt_url": receipt_url}
+
+
+def _card_updated_context(customer: Customer, data: dict) -> dict:
+    brand = str(data["brand"] or "")
+    return {
+        "brand": CARD_BRANDS.get(brand.lower(), brand.title() or "Card"),
+        "last4": data["last4"],
+        "expiry": f"{int(data['exp_month']):02d}/{int(data['exp_year']) % 100:02d}",
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
+def _subscription_context(customer: Customer, data: dict) -> dict:
+    return {
+        "offer_name": data["offer_name"],
+        "ends_at": _datetime(data.get("ends_at")),
+        "resumes_at": _datetime(data.get("resumes_at")),
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
+_KIND_CONTEXT = {
+    EmailKind.WELCOME: _welcome_context,
+    EmailKind.HUB_LINK: _hub_link_context,
+    EmailKind.RECEIPT: _receipt_context,
+    EmailKind.PAYMENT_FAILED: _payment_failed_context,
+    EmailKind.REFUND_ISSUED: _refund_issued_context,
+    EmailKind.CARD_UPDATED: _card_updated_context,
+    EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: _subscription_context,
+    EmailKind.SUBSCRIPTION_CANCELED: _subscription_context,
+    EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
+    EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
+}

@@ -1,0 +1,121 @@
+"""The admin index: active subscriptions, monthly recurring revenue, cancellations, failed payments, and a chart."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from portal.models import AuditEntry
+from portal.selectors import dashboard_metrics
+from tests.factories import CustomerFactory, OfferFactory, PurchaseFactory, SubscriptionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def months_ago(n: int):
+    """A moment in the middle of the month n months before this one."""
+    today = timezone.localdate()
+    year, month = today.year, today.month - n
+    while month < 1:
+        year, month = year - 1, month + 12
+    return timezone.make_aware(timezone.datetime(year, month, 15, 12))
+
+
+@pytest.fixture
+def business(db):
+    """Subscriptions of every kind, failed payments and a year of sales."""
+    now = timezone.now()
+    SubscriptionFactory(amount=1200, interval="month")
+    SubscriptionFactory(amount=12000, interval="year")  # 1,000 a month
+    SubscriptionFactory(amount=500, interval="week")  # 500 × 52 / 12 = 2,166.67 a month
+    SubscriptionFactory(amount=1000, currency="usd", status="trialing")
+    SubscriptionFactory(amount=999, paused=True)  # paused: not active
+    SubscriptionFactory(amount=777, status="past_due")  # not active
+    SubscriptionFactory(status="canceled", canceled_at=now - timedelta(days=10))
+    SubscriptionFactory(status="canceled", canceled_at=now - timedelta(days=45))
+    customer = CustomerFactory()
+    for days in (2, 29, 31):
+        entry = AuditEntry.objects.create(action="payment.failed", actor_kind="stripe", customer=customer)
+        AuditEntry.objects.filter(pk=entry.pk).update(created_at=now - timedelta(days=days))
+    offer = OfferFactory(price_amount=4900)
+    PurchaseFactory(customer=customer, offer=offer, purchased_at=months_ago(0))
+    PurchaseFactory(customer=customer, offer=offer, amount=2000, amount_refunded=500, purchased_at=months_ago(3))
+    PurchaseFactory(customer=customer, offer=offer, purchased_at=months_ago(13))  # older than the chart
+    PurchaseFactory(customer=customer, offer=offer, status="cancelled", purchased_at=months_ago(1))
+    return customer
+
+
+def test_the_figures(business):
+    dashboard = dashboard_metrics()
+
+    assert dashboard.active_subscriptions == 4
+    assert dashboard.mrr == [("gbp", 1200 + 1000 + 2167), ("usd", 1000)]
+    assert dashboard.cancellations == 1
+    assert dashboard.failed_payments == 2
+
+
+def test_the_chart_has_twelve_months_of_revenue_less_refunds(business):
+    [chart] = dashboard_metrics().charts
+
+    assert chart.currency == "gbp"
+    assert len(chart.bars) == 12
+    assert chart.bars[-1].month == timezone.localdate().replace(day=1)
+    assert [bar.amount for bar in chart.bars] == [0] * 8 + [1500, 0, 0, 4900]
+    assert chart.bars[-1].height == 100 and chart.bars[8].height == 31
+    assert chart.bars[-1].y + chart.bars[-1].height == chart.bars[0].y + chart.bars[0].height  # one baseline
+
+
+def test_with_nothing_sold_there_is_no_chart_and_every_figure_is_zero(db):
+    dashboard = dashboard_metrics()
+
+    assert (dashboard.active_subscriptions, dashboard.mrr, dashboard.cancellations, dashboard.failed_payments) == (
+        0,
+        [],
+        0,
+        0,
+    )
+    assert dashboard.charts == []
+
+
+def test_the_index_shows_the_figures_and_a_chart_without_inline_script_or_style(creator_client, business):
+    page = creator_client.get("/admin/").content.decode()
+
+    dashboard = page[page.index('<section class="portal-dashboard"') : page.index("</section>")]
+    assert "active subscriptions" in dashboard and ">4<" in dashboard
+    assert "£43.67<br>$10.00" in dashboard
+    assert "failed payments in the last 30 days" in dashboard
+    assert len(re.findall(r'<rect class="portal-chart__bar"', dashboard)) == 12
+    assert "style=" not in dashboard and "<script" not in dashboard
+    assert "/static/css/admin.css" in page
+    assert "Customer Portal · console" in page  # the business's name heads the admin
+
+
+def test_support_sees_the_dashboard(support_client, business):
+    assert support_client.get("/admin/").context["dashboard"].active_subscriptions == 4
+
+
+def test_staff_who_cannot_see_subscriptions_get_no_dashboard(client, business):
+    staff = UserFactory(is_staff=True, password=None)
+    staff.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    client.force_login(staff, backend="accounts.backends.PortalAuthenticationBackend")
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 200
+    assert "dashboard" not in response.context
+    assert "portal-dashboard" not in response.content.decode()
+
+
+def test_the_index_costs_the_same_queries_however_much_was_sold(creator_client, django_assert_max_num_queries):
+    creator_client.get("/admin/")
+    customer = CustomerFactory()
+    SubscriptionFactory.create_batch(20, customer=customer)
+    for n in range(12):
+        PurchaseFactory(customer=customer, purchased_at=months_ago(n))
+
+    with django_assert_max_num_queries(12):
+        response = creator_client.get("/admin/")
+
+    assert response.context["dashboard"].active_subscriptions == 20
