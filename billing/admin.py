@@ -1,7 +1,11 @@
+from functools import partial
+
 from django.contrib import admin, messages
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from . import staff
 from .models import Card, Subscription, WebhookEvent, WebhookStatus
 from .webhooks import webhook_event_apply
 
@@ -30,11 +34,28 @@ class CardAdmin(ReadOnlyAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
+    change_form_template = "admin/billing/subscription/change_form.html"
+
     list_display = ["__str__", "customer", "status", "amount", "currency", "current_period_end", "cancel_at_period_end"]
     list_filter = ["status", "cancel_at_period_end", "paused"]
     list_select_related = ["customer", "offer"]
     search_fields = ["stripe_subscription_id", "customer__email"]
     raw_id_fields = ["customer"]
+
+    def get_urls(self):
+        view = partial(staff.subscription_action_view, admin_site=self.admin_site)
+        return [
+            path(
+                f"<int:pk>/{action}/",
+                self.admin_site.admin_view(partial(view, action=action)),
+                name=f"billing_subscription_{action}",
+            )
+            for action in staff.SUBSCRIPTION_ACTIONS
+        ] + super().get_urls()
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        context["can_act"] = request.user.has_perm("billing.change_subscription")
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
 
 @admin.register(WebhookEvent)

@@ -666,3 +666,9 @@ def purchase_subscription(*, purchase: Purchase) -> Subscription | None:
     if not purchase.stripe_subscription_id:
         return None
     return Subscription.objects.filter(stripe_subscription_id=purchase.stripe_subscription_id).first()
+
+
+def card_update_link_send(*, customer: Customer, by: User) -> None:
+    """Email the customer a sign-in link that opens the card form (staff's "send card-update link")."""
+    _email(customer=customer, kind="card_update_link", key=_key("card_update_link", customer.pk))
+    audit_record(action="card.update_link_sent", customer=customer, actor=by)

@@ -1,3 +1,5 @@
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
@@ -72,6 +74,32 @@ class PurchaseAdmin(admin.ModelAdmin):
     date_hierarchy = "purchased_at"
     readonly_fields = ["amount_refunded", "status"]
     inlines = [ReceiptInline, AccessGrantInline, RefundInline]
+    change_form_template = "admin/purchases/purchase/change_form.html"
+
+    def get_urls(self):
+        from billing import staff  # the console's money and access actions
+
+        def route(name, view):
+            return path(
+                f"<int:pk>/{name}/",
+                self.admin_site.admin_view(partial(view, admin_site=self.admin_site)),
+                name=f"purchases_purchase_{name}",
+            )
+
+        return [
+            route("refund", staff.purchase_refund_view),
+            route("revoke", staff.purchase_revoke_view),
+            route("cancel", staff.purchase_cancel_view),
+        ] + super().get_urls()
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        context.update(
+            can_refund=request.user.has_perm("purchases.add_refund"),
+            can_revoke=request.user.has_perm("purchases.add_accessgrant"),
+            can_cancel=request.user.has_perm("billing.change_subscription")
+            and bool(obj and obj.stripe_subscription_id),
+        )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:  # recording a sale by hand: who bought which offer, for how much, when

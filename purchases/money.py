@@ -13,3 +13,12 @@ def to_major(amount: int, currency: str) -> Decimal:
 def format_money(amount: int, currency: str, locale: str | None = None) -> str:
     locale = (locale or translation.get_language() or "en").replace("-", "_")
     return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """Major units (as typed: 12.50) to integer minor units (1250), refusing more decimals than the currency has."""
+    precision = get_currency_precision(currency.upper())
+    minor = Decimal(amount).scaleb(precision)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{currency.upper()} has {precision} decimal places")
+    return int(minor)
