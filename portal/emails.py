@@ -52,6 +52,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.HUB_LINK: frozenset(),
     EmailKind.RECEIPT: frozenset({"receipt_number"}),
     EmailKind.PAYMENT_FAILED: frozenset({"offer_name", "amount", "currency"}),
+    EmailKind.CARD_UPDATE_LINK: frozenset(),
     EmailKind.REFUND_ISSUED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
     EmailKind.CARD_UPDATED: frozenset({"brand", "last4", "exp_month", "exp_year"}),
     EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: frozenset({"offer_name", "ends_at"}),
@@ -285,6 +286,13 @@ def _payment_failed_context(customer: Customer, data: dict) -> dict:
     return {**_money_context(data), "update_card_url": absolute_url(UPDATE_CARD_PATH)}
 
 
+def _card_update_link_context(customer: Customer, data: dict) -> dict:
+    return {
+        "hub_url": hub_link_url(customer=customer, next_path=UPDATE_CARD_PATH),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+    }
+
+
 def _refund_issued_context(customer: Customer, data: dict) -> dict:
     number = data.get("receipt_number") or ""
     receipt_url = absolute_url(reverse("purchases:receipt", kwargs={"number": number})) if number else ""
@@ -315,6 +323,7 @@ _KIND_CONTEXT = {
     EmailKind.HUB_LINK: _hub_link_context,
     EmailKind.RECEIPT: _receipt_context,
     EmailKind.PAYMENT_FAILED: _payment_failed_context,
+    EmailKind.CARD_UPDATE_LINK: _card_update_link_context,
     EmailKind.REFUND_ISSUED: _refund_issued_context,
     EmailKind.CARD_UPDATED: _card_updated_context,
     EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: _subscription_context,

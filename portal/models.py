@@ -96,6 +96,7 @@ class EmailKind(models.TextChoices):
     HUB_LINK = "hub_link", _("Sign-in link")
     RECEIPT = "receipt", _("Receipt")
     PAYMENT_FAILED = "payment_failed", _("Payment failed")
+    CARD_UPDATE_LINK = "card_update_link", _("Card update link")
     REFUND_ISSUED = "refund_issued", _("Refund issued")
     CARD_UPDATED = "card_updated", _("Card updated")
     SUBSCRIPTION_CANCEL_SCHEDULED = "subscription_cancel_scheduled", _("Subscription cancellation scheduled")

@@ -111,6 +111,17 @@ def test_the_link_may_name_a_local_page_to_land_on(client, customer):
     assert response["Location"] == "/purchases/"
 
 
+def test_the_card_update_link_lands_on_the_card_form(client, customer):
+    from portal.emails import email_render
+
+    rendered = email_render(customer=customer, kind="card_update_link")
+    link = re.search(r"http://127\.0\.0\.1:8000(/hub/\S+)", rendered.text).group(1)
+
+    page = client.get(link).content.decode()
+    assert 'name="next" value="/billing/cards/new/"' in page
+    assert client.post(link, {"next": "/billing/cards/new/"})["Location"] == "/billing/cards/new/"
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "javascript:alert(1)"])
 def test_the_link_never_lands_on_another_site(client, link, target):
     response = client.post(f"{link}?next={target}", {"next": target})

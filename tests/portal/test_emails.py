@@ -46,6 +46,7 @@ ALWAYS_KINDS = {
         {"offer_name": "Glaze Recipes ebook", "amount": 400, "currency": "gbp", "receipt_number": "R-000042"},
         ["Glaze Recipes ebook", "£4.00", "R-000042", "http://127.0.0.1:8000/purchases/receipts/R-000042/"],
     ),
+    EmailKind.CARD_UPDATE_LINK: ({}, ["http://127.0.0.1:8000/hub/", "?next=%2Fbilling%2Fcards%2Fnew%2F"]),
     EmailKind.WELCOME: ({}, ["http://127.0.0.1:8000/hub/", "/accounts/login/code/", "/settings/password/"]),
     EmailKind.HUB_LINK: ({}, ["http://127.0.0.1:8000/hub/"]),
 }
@@ -114,6 +115,7 @@ def test_subjects_name_the_event(tokyo_customer):
         EmailKind.SUBSCRIPTION_RESUMED: "Your Studio membership subscription has resumed",
         EmailKind.PAYMENT_FAILED: "Your payment for Studio membership did not go through",
         EmailKind.REFUND_ISSUED: "Your refund of £4.00 for Glaze Recipes ebook",
+        EmailKind.CARD_UPDATE_LINK: "Update the card you pay Clay & Code Studio with",
         EmailKind.WELCOME: "Welcome to Clay & Code Studio",
         EmailKind.HUB_LINK: "Your sign-in link for Clay & Code Studio",
     }

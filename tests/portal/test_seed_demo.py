@@ -104,3 +104,15 @@ def test_seed_refuses_a_too_short_password(db):
     with pytest.raises(CommandError):
         call_command("seed_demo", password="abc")
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_remakes_the_support_group_when_a_flush_removed_it():
+    from django.contrib.auth.models import Group
+
+    from accounts.models import SUPPORT_GROUP
+
+    Group.objects.filter(name=SUPPORT_GROUP).delete()
+    call_command("seed_demo", password=PASSWORD, stdout=io.StringIO())
+    support = User.objects.get(email="support@example.com")
+    assert support.has_perm("purchases.add_refund") and not support.has_perm("purchases.change_offer")
