@@ -4,25 +4,12 @@ from functools import partial
 from django.db import transaction
 from django.dispatch import receiver
 
-from accounts.signals import contact_changed
+from accounts.signals import CONTACT_FIELDS, contact_changed
 
 from .tasks import customer_push
 
-# Contact fields the processor's customer record holds.
-PUSHED_FIELDS = frozenset(
-    {
-        "full_name",
-        "email",
-        "tax_id_type",
-        "tax_id_value",
-        "address_line1",
-        "address_line2",
-        "city",
-        "region",
-        "postal_code",
-        "country",
-    }
-)
+# Contact fields the processor's customer record holds (all but the phone number).
+PUSHED_FIELDS = frozenset(CONTACT_FIELDS) - {"phone"}
 
 
 @receiver(contact_changed, dispatch_uid="billing_push_contact")

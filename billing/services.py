@@ -23,7 +23,7 @@ from portal.models import ActorKind
 from portal.selectors import site_settings_get
 from portal.services import audit_record
 from purchases.models import Offer, OfferKind, Purchase, Refund
-from purchases.services import purchase_record, refund_record
+from purchases.services import purchase_record, refund_check, refund_record
 
 from .gateways.base import (
     Address,
@@ -610,20 +610,7 @@ def purchase_refund(*, purchase: Purchase, amount: int, reason: str, by: User) -
     purchase = Purchase.objects.select_for_update().select_related("customer", "offer").get(pk=purchase.pk)
     if not reason.strip():
         raise BillingError(REFUND_NEEDS_REASON)
-    from purchases.services import REFUND_NOT_POSITIVE, REFUND_TOO_LARGE, PurchaseError
-
-    if amount <= 0:
-        raise PurchaseError(REFUND_NOT_POSITIVE)
-    if amount > purchase.amount_remaining:
-        from purchases.money import format_money
-
-        raise PurchaseError(
-            REFUND_TOO_LARGE,
-            {
-                "amount": format_money(amount, purchase.currency),
-                "remaining": format_money(purchase.amount_remaining, purchase.currency),
-            },
-        )
+    refund_check(purchase=purchase, amount=amount)
     stripe_refund_id = ""
     if purchase.stripe_charge_id:
         # The key names the state it acts on: a retry after a timeout repeats it, never a second refund.

@@ -50,6 +50,20 @@ def processor_attached_required(view):
     return wrapper
 
 
+def _attempt(request, action, success):
+    """Run one service call; show its success, or the refusal in the customer's words. Return its result."""
+    try:
+        result = action()
+    except BillingError as failure:
+        messages.error(request, failure.message)
+    except PaymentError as failure:
+        messages.error(request, failure.user_message)
+    else:
+        messages.success(request, success(result) if callable(success) else success)
+        return result
+    return None
+
+
 def _customer_object(getter, **kwargs):
     try:
         return getter(**kwargs)
@@ -143,12 +157,11 @@ def card_setup(request):
 def card_make_default(request, pk):
     customer = customer_get_or_create(user=request.user)
     card = _customer_object(selectors.card_for_customer, customer=customer, pk=pk)
-    try:
-        card_set_default(customer=customer, payment_method_id=card.stripe_payment_method_id, by=request.user)
-    except (BillingError, PaymentError) as failure:
-        messages.error(request, getattr(failure, "user_message", None) or failure.message)
-    else:
-        messages.success(request, _("Your card ending in %(last4)s is now your default card.") % {"last4": card.last4})
+    _attempt(
+        request,
+        lambda: card_set_default(customer=customer, payment_method_id=card.stripe_payment_method_id, by=request.user),
+        _("Your card ending in %(last4)s is now your default card.") % {"last4": card.last4},
+    )
     return redirect("billing:index")
 
 
@@ -158,14 +171,11 @@ def card_make_default(request, pk):
 def card_delete(request, pk):
     customer = customer_get_or_create(user=request.user)
     card = _customer_object(selectors.card_for_customer, customer=customer, pk=pk)
-    try:
-        card_remove(card=card, by=request.user)
-    except BillingError as failure:
-        messages.error(request, failure.message)
-    except PaymentError as failure:
-        messages.error(request, failure.user_message)
-    else:
-        messages.success(request, _("The card ending in %(last4)s was removed.") % {"last4": card.last4})
+    _attempt(
+        request,
+        lambda: card_remove(card=card, by=request.user),
+        _("The card ending in %(last4)s was removed.") % {"last4": card.last4},
+    )
     return redirect("billing:index")
 
 
@@ -176,18 +186,14 @@ def subscription_cancel_confirm(request, pk):
     customer = customer_get_or_create(user=request.user)
     subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
     if request.method == "POST":
-        try:
-            subscription = subscription_cancel(subscription=subscription, by=request.user, at_period_end=True)
-        except BillingError as failure:
-            messages.error(request, failure.message)
-        except PaymentError as failure:
-            messages.error(request, failure.user_message)
-        else:
-            messages.success(
-                request,
+        _attempt(
+            request,
+            lambda: subscription_cancel(subscription=subscription, by=request.user, at_period_end=True),
+            lambda cancelled: (
                 _("Your subscription will end on %(date)s. You keep access until then.")
-                % {"date": _local_date(subscription.current_period_end)},
-            )
+                % {"date": _local_date(cancelled.current_period_end)}
+            ),
+        )
         return redirect("billing:index")
     return render(request, "billing/subscription_cancel.html", {"subscription": subscription})
 
@@ -198,14 +204,11 @@ def subscription_cancel_confirm(request, pk):
 def subscription_keep(request, pk):
     customer = customer_get_or_create(user=request.user)
     subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
-    try:
-        subscription_cancel_undo(subscription=subscription, by=request.user)
-    except BillingError as failure:
-        messages.error(request, failure.message)
-    except PaymentError as failure:
-        messages.error(request, failure.user_message)
-    else:
-        messages.success(request, _("Your subscription continues. Nothing more to do."))
+    _attempt(
+        request,
+        lambda: subscription_cancel_undo(subscription=subscription, by=request.user),
+        _("Your subscription continues. Nothing more to do."),
+    )
     return redirect("billing:index")
 
 

@@ -3,7 +3,7 @@
 `email_queue()` is the one way to email a customer about something that happened. It stores an
 `OutboundEmail` row under a unique event key (so a repeated webhook or a retried request sends
 nothing twice) and, when the caller's transaction commits, enqueues `portal.tasks.email_send`.
-The task locks the row, renders the email in the customer's time zone, checks the customer's
+The task locks the row, renders the email in the customer's language and time zone, checks the customer's
 preference for non-transactional kinds, sends, and marks the row sent.
 
 Each kind has templates under `templates/emails/<kind>/` (`subject.txt`, `body.txt`, `body.html`)
@@ -23,10 +23,12 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from accounts.hub import hub_link_url
 from accounts.models import Customer
 from accounts.preferences import BILLING_NOTICES, EmailCategory, customer_wants, unsubscribe_url
+from billing.models import BRAND_NAMES
 from purchases.models import Receipt
 from purchases.money import format_money
 
@@ -69,15 +71,6 @@ EMAIL_MAX_ATTEMPTS = 5
 
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")  # template tags leave runs of blank lines in text bodies
 
-CARD_BRANDS = {
-    "amex": "American Express",
-    "diners": "Diners Club",
-    "discover": "Discover",
-    "jcb": "JCB",
-    "mastercard": "Mastercard",
-    "unionpay": "UnionPay",
-    "visa": "Visa",
-}
 
 
 @dataclass(frozen=True)
@@ -206,8 +199,8 @@ def email_message(*, email: OutboundEmail) -> EmailMultiAlternatives:
 def email_render(*, customer: Customer, kind: str, context: dict | None = None) -> RenderedEmail:
     """Render an email of this kind for the customer: subject, text and HTML bodies, extra headers."""
     data = context or {}
-    # Customers have no language of their own yet: emails use the site's language and their time zone.
-    with translation.override(settings.LANGUAGE_CODE), timezone.override(_time_zone(customer)):
+    # The customer's language and time zone; a customer who chose no language gets the site's.
+    with translation.override(_language(customer)), timezone.override(_time_zone(customer)):
         ctx = {**email_branding(), "customer": customer, "kind": kind, **_KIND_CONTEXT[kind](customer, data)}
         headers = {"Auto-Submitted": "auto-generated"}
         category = CATEGORY_OF_KIND.get(kind)
@@ -239,6 +232,12 @@ def email_branding() -> dict:
         "site_url": absolute_url("/"),
         "preferences_url": absolute_url(reverse("accounts:profile")),
     }
+
+
+def _language(customer: Customer) -> str:
+    if customer.language and translation.check_for_language(customer.language):
+        return customer.language
+    return settings.LANGUAGE_CODE
 
 
 def _time_zone(customer: Customer) -> zoneinfo.ZoneInfo:
@@ -302,7 +301,7 @@ def _refund_issued_context(customer: Customer, data: dict) -> dict:
 def _card_updated_context(customer: Customer, data: dict) -> dict:
     brand = str(data["brand"] or "")
     return {
-        "brand": CARD_BRANDS.get(brand.lower(), brand.title() or "Card"),
+        "brand": BRAND_NAMES.get(brand.lower(), brand.title() or gettext("Card")),
         "last4": data["last4"],
         "expiry": f"{int(data['exp_month']):02d}/{int(data['exp_year']) % 100:02d}",
         "billing_url": absolute_url(BILLING_PATH),

@@ -192,10 +192,8 @@ def purchase_record(
     return purchase
 
 
-@transaction.atomic
-def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None, stripe_refund_id: str = "") -> Refund:
-    """Record a refund against a purchase; never more than what is left."""
-    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+def refund_check(*, purchase: Purchase, amount: int) -> None:
+    """Refuse a refund of nothing, or of more than is left on the purchase."""
     if amount <= 0:
         raise PurchaseError(REFUND_NOT_POSITIVE)
     if amount > purchase.amount_remaining:
@@ -206,6 +204,13 @@ def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None,
                 "remaining": format_money(purchase.amount_remaining, purchase.currency),
             },
         )
+
+
+@transaction.atomic
+def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None, stripe_refund_id: str = "") -> Refund:
+    """Record a refund against a purchase; never more than what is left."""
+    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+    refund_check(purchase=purchase, amount=amount)
     refund = Refund.objects.create(
         purchase=purchase,
         amount=amount,

@@ -138,3 +138,18 @@ def live_subscription(stripe_customer, gateway, subscription_offer):
         customer_id=stripe_customer.stripe_customer_id, amount=1500, price_id="price_member"
     )
     return subscription_sync(remote=remote)
+
+
+@pytest.fixture
+def paid_purchase(live_subscription, stripe_customer, gateway):
+    """The subscription's first invoice, paid and recorded: a purchase with its receipt and access."""
+    from billing.services import invoice_record_paid
+
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+        charge_id="ch_paid_purchase",
+    )
+    return invoice_record_paid(invoice=invoice)

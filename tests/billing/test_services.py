@@ -338,25 +338,13 @@ def staff_user(db):
 # Staff actions on a purchase -------------------------------------------------------------------
 
 
-@pytest.fixture
-def paid_purchase(live_subscription, stripe_customer, gateway):
-    invoice = gateway.invoice_create(
-        customer_id=stripe_customer.stripe_customer_id,
-        amount=1500,
-        subscription_id=live_subscription.stripe_subscription_id,
-        price_id="price_member",
-        charge_id="ch_staff",
-    )
-    return services.invoice_record_paid(invoice=invoice)
-
-
 def test_staff_refund_goes_to_the_processor_then_is_recorded(paid_purchase, gateway, staff_user):
     refund = services.purchase_refund(purchase=paid_purchase, amount=600, reason="Late delivery", by=staff_user)
     remote = calls(gateway, "refund_create")[-1]
-    assert remote["charge_id"] == "ch_staff" and remote["amount"] == 600
+    assert remote["charge_id"] == "ch_paid_purchase" and remote["amount"] == 600
     assert refund.stripe_refund_id and refund.reason == "Late delivery" and refund.created_by == staff_user
     # The webhook that follows finds it already recorded.
-    assert services.charge_refunds_sync(charge_id="ch_staff") == []
+    assert services.charge_refunds_sync(charge_id="ch_paid_purchase") == []
     paid_purchase.refresh_from_db()
     assert paid_purchase.amount_refunded == 600
 

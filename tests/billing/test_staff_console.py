@@ -5,23 +5,10 @@ from django.urls import reverse
 
 from billing.gateways.base import TemporarilyUnavailable
 from billing.models import Subscription, SubscriptionStatus
-from billing.services import invoice_record_paid
 from portal.models import AuditEntry
 from purchases.models import AccessGrant, Purchase, Refund
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def paid_purchase(live_subscription, stripe_customer, gateway):
-    invoice = gateway.invoice_create(
-        customer_id=stripe_customer.stripe_customer_id,
-        amount=1500,
-        subscription_id=live_subscription.stripe_subscription_id,
-        price_id="price_member",
-        charge_id="ch_console",
-    )
-    return invoice_record_paid(invoice=invoice)
 
 
 def test_refund_page_says_what_will_happen_then_refunds_part(support_client, paid_purchase, gateway):
