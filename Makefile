@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= auto
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench messages clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -16,7 +16,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed
+# axe-core for the accessibility tests, at the version package-lock.json pins. Without npm the
+# tests are skipped locally (and fail in CI, where .ci/run installs it).
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the accessibility tests will be skipped (apt-get install npm)"; fi
+
+install: $(VENV)/.installed node_modules/.installed
 
 run: install
 	@scripts/run
@@ -31,5 +37,12 @@ lint: install
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# Re-extract translatable strings into locale/de/LC_MESSAGES/django.po and recompile django.mo (both
+# committed, so CI needs no gettext). Needs GNU gettext: apt-get install gettext.
+messages: install
+	$(BIN)/python manage.py makemessages -l de --no-obsolete --add-location=file \
+		-i tests -i bench -i var -i scripts -i docs -i static -i node_modules -i '*.egg-info'
+	$(BIN)/python manage.py compilemessages -l de -i .venv
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules

@@ -6,11 +6,13 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
 from portal.emails import email_branding, email_from_address
 from portal.links import absolute_url
 from portal.selectors import site_settings_get
 
+from .models import Customer
 from .services import customer_get_or_create
 
 
@@ -34,7 +36,8 @@ class AccountAdapter(DefaultAccountAdapter):
             **context,
             "current_site": SimpleNamespace(name=site.business_name, domain=_site_domain()),
         }
-        return super().send_mail(template_prefix, email, context)
+        with translation.override(_recipient_language(context.get("user"))):
+            return super().send_mail(template_prefix, email, context)
 
     def render_mail(self, template_prefix, email, context, headers=None):
         """Give allauth's text-only emails an HTML part: their text in the portal's email layout."""
@@ -50,6 +53,15 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request):
         return settings.ACCOUNT_SIGNUP_OPEN
+
+
+def _recipient_language(user) -> str:
+    """The customer's chosen language, else the request's (the browser's, on a signed-out page)."""
+    try:
+        language = user.customer.language if user is not None and user.pk else ""
+    except Customer.DoesNotExist:
+        language = ""
+    return language or translation.get_language()
 
 
 def _site_domain() -> str:

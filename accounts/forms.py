@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .avatars import AvatarError, avatar_inspect
-from .models import Customer, CustomField, CustomFieldType, time_zone_choices
+from .models import Customer, CustomField, CustomFieldType, language_choices, time_zone_choices
 from .services import CUSTOM_TEXT_MAX_LENGTH, custom_field_value_clean
 from .social import NETWORKS, SOCIAL_FIELDS, clean_username
 from .taxids import TAX_ID_TYPES, eu_vat_country, tax_id_compact, tax_id_is_valid
@@ -167,12 +167,26 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
         self.cleaned_data["tax_id_value"] = compact
 
 
+def profile_language_choices() -> list[tuple[str, str]]:
+    return [("", _("Automatic")), *language_choices()]
+
+
 class ProfileForm(forms.ModelForm):
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=profile_language_choices,
+        required=False,
+        help_text=_(
+            "For pages, receipts and emails. Automatic follows your browser; "
+            "emails then use the site's default language."
+        ),
+    )
     time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
 
     class Meta:
         model = Customer
         fields = [
+            "language",
             "time_zone",
             "notify_billing_notices",
             "notify_product_updates",

@@ -1,7 +1,7 @@
 import zoneinfo
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from .models import Customer
 from .services import customer_record_activity
@@ -34,6 +34,26 @@ class CustomerTimezoneMiddleware:
                 timezone.deactivate()
         else:
             timezone.deactivate()
+        return self.get_response(request)
+
+
+def customer_language_activate(request, customer: Customer) -> None:
+    """Switch the request to the customer's chosen language; without a choice, LocaleMiddleware's stands."""
+    if customer.language and translation.check_for_language(customer.language):
+        translation.activate(customer.language)
+        request.LANGUAGE_CODE = customer.language
+
+
+class CustomerLanguageMiddleware:
+    """Show the signed-in customer's pages in their language (LocaleMiddleware sets Content-Language from it)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        customer = _customer(request)
+        if customer is not None:
+            customer_language_activate(request, customer)
         return self.get_response(request)
 
 

@@ -24,6 +24,10 @@ def time_zone_choices() -> list[tuple[str, str]]:
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 
+def language_choices() -> list[tuple[str, str]]:
+    return list(settings.LANGUAGES)
+
+
 # The support staff's role, a group made by migration accounts.0004; the creator is a superuser.
 SUPPORT_GROUP = "Support"
 
@@ -85,6 +89,8 @@ class Customer(models.Model):
     country = CountryField(_("country"), blank=True)
     # Profile
     time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    # Blank follows the site: the browser's Accept-Language on pages, LANGUAGE_CODE in emails.
+    language = models.CharField(_("language"), max_length=8, choices=language_choices, blank=True)
     notify_product_updates = models.BooleanField(_("product updates"), default=True)
     notify_marketing = models.BooleanField(_("marketing"), default=False)
     notify_community_digest = models.BooleanField(_("community digest"), default=False)

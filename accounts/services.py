@@ -30,6 +30,7 @@ from .social import SOCIAL_FIELDS
 logger = logging.getLogger(__name__)
 
 PROFILE_FIELDS = (
+    "language",
     "time_zone",
     "notify_product_updates",
     "notify_marketing",

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -66,7 +67,9 @@ def profile(request):
     customer = _customer(request)
     form = ProfileForm(request.POST or None, instance=customer)
     if request.method == "POST" and form.is_valid():
-        services.customer_update_profile(customer=customer, data=form.cleaned_data)
+        changed = services.customer_update_profile(customer=customer, data=form.cleaned_data)
+        if "language" in changed:  # say "saved" in the language just chosen
+            translation.activate(customer.language or translation.get_language_from_request(request))
         messages.success(request, _("Your profile was saved."))
         return redirect("accounts:profile")
     return render(request, "accounts/profile.html", {"form": form, "avatar_form": AvatarForm(), "customer": customer})

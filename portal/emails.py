@@ -72,7 +72,6 @@ EMAIL_MAX_ATTEMPTS = 5
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")  # template tags leave runs of blank lines in text bodies
 
 
-
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str

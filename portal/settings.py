@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
-from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
@@ -85,6 +84,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "portal.middleware.ViewAsMiddleware",
+    "accounts.middleware.CustomerLanguageMiddleware",
     "accounts.middleware.CustomerTimezoneMiddleware",
     "accounts.middleware.ActivityMiddleware",
     "portal.middleware.PrivateCacheMiddleware",
@@ -266,7 +266,9 @@ PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "billing.gateways.stripe.Str
 # ---------------------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English"))]
+# Each language's own name, so a customer who cannot read the current one still finds theirs.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+# locale/<lang>/LC_MESSAGES/django.mo is committed next to its .po (see docs/architecture.md).
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("PORTAL_DEFAULT_TIME_ZONE", "UTC")
 USE_I18N = True

@@ -1,3 +1,7 @@
+import os
+import shutil
+import subprocess
+
 import pytest
 
 from tests.factories import DEFAULT_PASSWORD, CustomerFactory
@@ -135,3 +139,21 @@ def creator_client(client, creator):
 def support_client(client, support_user):
     client.force_login(support_user, backend="accounts.backends.PortalAuthenticationBackend")
     return client
+
+
+@pytest.fixture
+def pdf_text():
+    """Return a function giving the text of a PDF, read with poppler's pdftotext (skip when missing)."""
+    executable = shutil.which("pdftotext")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext is required in CI: apt-get install poppler-utils")
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+
+    def extract(data: bytes) -> str:
+        result = subprocess.run(
+            [executable, "-layout", "-enc", "UTF-8", "-", "-"], input=data, capture_output=True, check=True, timeout=30
+        )
+        return result.stdout.decode()
+
+    return extract

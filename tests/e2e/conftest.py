@@ -203,3 +203,16 @@ def sign_in_with_form(page, email: str, password: str = DEFAULT_PASSWORD) -> Non
 def signed_in_page(page, e2e_customer):
     sign_in_with_form(page, e2e_customer.user.email)
     return page
+
+
+@pytest.fixture(autouse=True)
+def _rows_migrations_made(request):
+    """Browser tests flush the database after each test, and with it the rows data migrations made
+    (the Site allauth needs); put the Site back so that test order does not matter."""
+    if "live_server" not in request.fixturenames:
+        return
+    request.getfixturevalue("transactional_db")
+    from django.conf import settings
+    from django.contrib.sites.models import Site
+
+    Site.objects.get_or_create(pk=settings.SITE_ID, defaults={"domain": "localhost", "name": "Customer Portal"})
