@@ -329,6 +329,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The last X-Forwarded-For hop is the load balancer's view of the client: rate limits count per
+    # client, and a client cannot reset them by sending its own X-Forwarded-For.
+    ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("DJANGO_PROXY_COUNT", "1"))
 
 
 def stripe_js_origin(url: str) -> str:
