@@ -19,9 +19,11 @@ def audit_changes(entry) -> list[tuple[str, object, object]]:
     rows = []
     for key, value in (entry.changes or {}).items():
         try:
-            label = str(Customer._meta.get_field(key).verbose_name)
+            field = Customer._meta.get_field(key)
         except FieldDoesNotExist:
-            label = key.replace("_", " ")
+            field = None
+        # Keys such as "cards" or "subscriptions" name reverse relations, which have no verbose name.
+        label = str(getattr(field, "verbose_name", "") or key.replace("_", " "))
         if isinstance(value, list) and len(value) == 2:
             rows.append((label, value[0], value[1]))
         else:
