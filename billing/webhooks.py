@@ -48,16 +48,15 @@ def _invoice_failed(event: WebhookEvent) -> None:
 
 def _payment_method(event: WebhookEvent) -> None:
     """Attached, detached or updated: re-read the owner's cards (a detached card names no customer)."""
-    obj = (event.payload.get("data") or {}).get("object") or {}
-    customer_ids = {obj.get("customer")} | {
-        ((event.payload.get("data") or {}).get("previous_attributes") or {}).get("customer")
-    }
-    for customer in Customer.objects.filter(stripe_customer_id__in=[c for c in customer_ids if c]):
-        customer_cards_sync(customer=customer)
-    if not any(customer_ids):
+    data = event.payload.get("data") or {}
+    named = {(data.get("object") or {}).get("customer"), (data.get("previous_attributes") or {}).get("customer")}
+    named.discard(None)
+    owners = Customer.objects.filter(stripe_customer_id__in=named)
+    if not named:
         # Detached: Stripe's copy no longer names the customer; find the card's owner in our mirror.
-        for customer in Customer.objects.filter(cards__stripe_payment_method_id=event.object_id).distinct():
-            customer_cards_sync(customer=customer)
+        owners = Customer.objects.filter(cards__stripe_payment_method_id=event.object_id).distinct()
+    for customer in owners:
+        customer_cards_sync(customer=customer)
 
 
 def _customer_updated(event: WebhookEvent) -> None:

@@ -331,7 +331,7 @@ class StripeGateway:
     ) -> GatewayCard:
         method = self._call("payment_method_retrieve", self.client.v1.payment_methods.retrieve, payment_method_id)
         payment_method_id = method.id  # a test-mode alias such as pm_card_visa becomes a real method here
-        if _id(method.get("customer") if hasattr(method, "get") else None) != customer_id:
+        if _id(_plain(method).get("customer")) != customer_id:  # attach only a method not yet this customer's
             method = self._call(
                 "payment_method_attach",
                 self.client.v1.payment_methods.attach,
