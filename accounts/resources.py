@@ -4,6 +4,8 @@ Rows are validated like the customer's own contact form and saved through accoun
 import resyncs receipts, pushes to Stripe and is audited exactly like an edit on the contact page.
 """
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +22,26 @@ EMAIL_REQUIRED = _("Enter the customer's email address.")
 # Written by the import; email names the row's customer and is set only on new ones.
 ISO_DATETIME = widgets.DateTimeWidget(format="%Y-%m-%dT%H:%M:%S%z")
 IMPORTED_FIELDS = [field for field in CONTACT_FIELDS if field != "email"] + ["external_user_id"]
+
+# A cell a spreadsheet would evaluate starts with one of these (OWASP, "CSV injection"). Exported,
+# such a value is prefixed with an apostrophe, which spreadsheets read as "this is text"; imported,
+# that apostrophe is taken off again, so an export re-imports unchanged. Phone numbers stay as
+# they are: +44 20 7946 0958 is not a formula.
+FORMULA_START = tuple("=+-@\t\r")
+PLAIN_NUMBER = re.compile(r"[+-]?[\d ().-]+")
+TEXT_MARK = "'"
+
+
+def spreadsheet_safe(value):
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(value):
+        return TEXT_MARK + value
+    return value
+
+
+def spreadsheet_unescape(value):
+    if isinstance(value, str) and value.startswith(TEXT_MARK) and value[1:].startswith(FORMULA_START):
+        return value[1:]
+    return value
 
 
 class EmailField(fields.Field):
@@ -80,6 +102,13 @@ class CustomerResource(resources.ModelResource):
 
     def get_queryset(self):
         return Customer.objects.order_by("pk")
+
+    def export_field(self, field, instance, **kwargs):
+        return spreadsheet_safe(super().export_field(field, instance, **kwargs))
+
+    def before_import_row(self, row, **kwargs):
+        for column, value in row.items():
+            row[column] = spreadsheet_unescape(value)
 
     def get_instance(self, instance_loader, row):
         email = (row.get("email") or "").strip()

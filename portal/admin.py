@@ -1,3 +1,5 @@
+from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
+from allauth.usersessions.models import UserSession
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
@@ -88,3 +90,14 @@ class OutboundEmailAdmin(admin.ModelAdmin):
             request,
             ngettext("%(count)d email queued again.", "%(count)d emails queued again.", count) % {"count": count},
         )
+
+
+# allauth's own admin searches user__username, a field our user model does not have (people sign in
+# with their email), so any search there was a 500. Search by email and address instead.
+admin.site.unregister(UserSession)
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(AllauthUserSessionAdmin):
+    search_fields = ["user__email", "ip"]
+    list_select_related = ["user"]

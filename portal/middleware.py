@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.core.exceptions import BadRequest
 from django.http import HttpResponseForbidden
 from django.shortcuts import render
 from django.urls import reverse
@@ -9,6 +10,27 @@ from accounts.models import Customer
 from accounts.services import VIEW_AS_SESSION_KEY
 
 ADMIN_PATH = "/admin/"
+
+
+NUL_ENCODED = "%00"
+
+
+class RefuseNulMiddleware:
+    """Answer 400 to a NUL character in the path or the query string.
+
+    No address or search of ours has a use for one, and PostgreSQL refuses it in a text parameter,
+    so it would otherwise surface as a 500 from whichever query first used it. Form bodies are
+    guarded field by field (Django's CharField refuses NUL with a field error).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or NUL_ENCODED in query or "\x00" in query:
+            raise BadRequest("NUL character in the address")
+        return self.get_response(request)
 
 
 class PrivateCacheMiddleware:

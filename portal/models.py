@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -21,6 +22,12 @@ class SiteSettings(models.Model):
         _("receipt number prefix"),
         max_length=12,
         default="R",
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$",
+                _("Use letters, digits and single hyphens only: the number is part of the receipt's web address."),
+            )
+        ],
         help_text=_("Receipts are numbered PREFIX-000001, PREFIX-000002 … per prefix."),
     )
     receipt_mode = models.CharField(

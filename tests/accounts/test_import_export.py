@@ -174,3 +174,24 @@ def test_the_export_is_a_csv_of_contacts_with_their_custom_fields(creator_client
     assert row["external_user_id"] == "crm-1"
     assert row["custom:seats"] == "3"
     assert row["country"] == "GB"
+
+
+def test_an_exported_formula_is_marked_as_text_and_reimports_unchanged(creator_client):
+    """The export escapes what a spreadsheet would evaluate; importing that export gives back the value."""
+    customer = CustomerFactory(
+        full_name='=HYPERLINK("http://evil.example","x")', city="@SUM(1)", phone="+44 20 7946 0958"
+    )
+    form = creator_client.get(EXPORT_URL).context["form"]
+    chosen = {name: "on" for name in form.fields if name.startswith("customerresource_")}
+
+    exported = creator_client.post(EXPORT_URL, {"format": "0", "resource": "0", **chosen}).content.decode()
+    [row] = [r for r in csv.DictReader(io.StringIO(exported)) if r["email"] == customer.email]
+    assert row["full_name"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert row["city"] == "'@SUM(1)"
+    assert row["phone"] == "+44 20 7946 0958"  # a phone number is not a formula
+
+    response = preview(
+        creator_client, [{key: value for key, value in row.items() if key in ("email", "full_name", "city")}]
+    )
+
+    assert [r.import_type for r in response.context["result"].rows] == ["skip"]  # nothing changed
