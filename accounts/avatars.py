@@ -1,4 +1,5 @@
-"""Avatar uploads: refuse before decoding, then re-encode so nothing but pixels is kept."""
+"""Image uploads (avatars and the business logo): refuse before decoding, then re-encode so nothing
+but pixels is kept."""
 
 import io
 import uuid
@@ -74,21 +75,42 @@ def _pixel_params(width, height):
     return {"width": width, "height": height, "limit": _megapixels()}
 
 
-def avatar_reencode(upload) -> ContentFile:
-    """Decode a checked upload and re-encode it as a square WebP without metadata."""
-    fmt = avatar_inspect(upload)
-    size = settings.AVATAR_SIZE
+def _decode(upload, fmt: str, draft_size: tuple[int, int]) -> Image.Image:
+    """Decode a checked upload to 8-bit RGB(A), upright; JPEGs at the smallest scale above draft_size."""
     try:
         with Image.open(upload, formats=[fmt]) as image:
-            image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale
+            image.draft("RGB", draft_size)  # JPEG: decode at a reduced scale
             image.load()
             image = ImageOps.exif_transpose(image)
             if image.mode.startswith("I"):  # 16/32-bit greyscale: scale to 8 bits, don't clip to white
                 image = image.point(lambda value: value / 256).convert("L")
-            image = image.convert("RGBA" if image.mode in {"RGBA", "LA", "P", "PA"} else "RGB")
-            square = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)
+            return image.convert("RGBA" if image.mode in {"RGBA", "LA", "P", "PA"} else "RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise AvatarError(AVATAR_UNREADABLE) from None
+
+
+def avatar_reencode(upload) -> ContentFile:
+    """Decode a checked upload and re-encode it as a square WebP without metadata."""
+    fmt = avatar_inspect(upload)
+    size = settings.AVATAR_SIZE
+    square = ImageOps.fit(_decode(upload, fmt, (size * 2, size * 2)), (size, size), method=Image.Resampling.LANCZOS)
     out = io.BytesIO()
     square.save(out, format="WEBP", quality=85, method=4)  # no exif= argument: metadata is dropped
     return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.webp")
+
+
+# The logo is drawn 40 × 16 mm on receipt PDFs and 48 px high in emails: this is ample for both.
+LOGO_MAX_SIZE = (960, 384)
+
+
+def logo_reencode(upload) -> ContentFile:
+    """Check the business logo like an avatar, then keep its pixels only: a PNG within LOGO_MAX_SIZE.
+
+    PNG rather than WebP because email clients and PDF readers all show it.
+    """
+    fmt = avatar_inspect(upload)
+    image = _decode(upload, fmt, LOGO_MAX_SIZE)
+    image.thumbnail(LOGO_MAX_SIZE, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return ContentFile(out.getvalue(), name=f"logo-{uuid.uuid4().hex[:12]}.png")

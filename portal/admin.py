@@ -1,9 +1,12 @@
 from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
 from allauth.usersessions.models import UserSession
+from django import forms
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+from accounts.avatars import AvatarError, logo_reencode
 
 from .emails import email_requeue
 from .models import AuditEntry, OutboundEmail, SiteSettings
@@ -11,17 +14,44 @@ from .selectors import site_settings_get
 from .services import site_settings_update
 from .templatetags.portal import audit_changes
 
+SITE_SETTINGS_FIELDSETS = [
+    (
+        _("Business (shown on receipts)"),
+        {"fields": ["business_name", "business_address", "business_tax_id", "business_email", "logo"]},
+    ),
+    (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
+    (_("Billing"), {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
+]
+
+
+class SiteSettingsForm(forms.ModelForm):
+    # A plain file field: Django's ImageField would open the upload with Pillow before our checks.
+    logo = forms.FileField(
+        label=_("logo"),
+        required=False,
+        help_text=_("JPEG, PNG or WebP, up to 2 MB. It is re-encoded as a PNG of at most 960 × 384 pixels."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
+
+    class Meta:
+        model = SiteSettings
+        fields = [field for _title, options in SITE_SETTINGS_FIELDSETS for field in options["fields"]]
+
+    def clean_logo(self):
+        """A new upload is checked from its header, then re-encoded so only its pixels are kept."""
+        logo = self.cleaned_data["logo"]
+        if not logo or logo == self.initial.get("logo"):
+            return logo  # cleared, or left as it was
+        try:
+            return logo_reencode(logo)
+        except AvatarError as error:
+            raise forms.ValidationError(error.message, code="invalid_logo") from None
+
 
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
-    fieldsets = [
-        (
-            _("Business (shown on receipts)"),
-            {"fields": ["business_name", "business_address", "business_tax_id", "business_email", "logo"]},
-        ),
-        (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
-        (_("Billing"), {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
-    ]
+    form = SiteSettingsForm
+    fieldsets = SITE_SETTINGS_FIELDSETS
 
     def has_add_permission(self, request):
         return False
