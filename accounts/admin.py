@@ -6,9 +6,11 @@ own pages: receipts resync, the Stripe customer follows, and each change is audi
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
+from django.db.models.expressions import OrderBy
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -207,6 +209,38 @@ class CustomerChangeForm(ContactForm):
 # --- The contacts list and page -------------------------------------------------------------------
 
 
+class ContactChangeList(ChangeList):
+    """The contacts list pages the bare rows first, then computes the totals of the rows shown only.
+
+    The totals (selectors.customers_with_totals) are correlated subqueries: left on the paginated query,
+    the database computes them for every row the OFFSET skips too (page 1,000 of 100,000 contacts took
+    1.2 s). A sort by one of them needs that one on the whole list, so only it is added before paging.
+    """
+
+    def get_queryset(self, request, exclude_parameters=None):
+        if not hasattr(self, "bare_queryset"):  # once: the filters' facet counts call this again
+            self.bare_queryset = self.root_queryset
+            ordering = self.get_ordering(request, selectors.customers_with_totals(self.root_queryset))
+            sorted_by = {_ordering_name(item) for item in ordering}.intersection(selectors.CUSTOMER_TOTALS)
+            self.root_queryset = selectors.customers_with_totals(self.root_queryset, names=sorted_by)
+        return super().get_queryset(request, exclude_parameters)
+
+    def get_results(self, request):
+        super().get_results(request)
+        # Still one query: the page's ids (filtered, searched, sorted and sliced) are its subquery.
+        shown = self.apply_select_related(self.bare_queryset.filter(pk__in=self.result_list.values("pk")))
+        self.result_list = selectors.customers_with_totals(shown).order_by(*self.queryset.query.order_by)
+
+
+def _ordering_name(item) -> str | None:
+    """The field or annotation an ordering item ("-name", F("name").desc(), …) sorts by."""
+    if isinstance(item, str):
+        return item.removeprefix("-")
+    if isinstance(item, OrderBy):
+        item = item.expression
+    return item.name if isinstance(item, F) else None
+
+
 @admin.register(Customer)
 class CustomerAdmin(ImportExportModelAdmin):
     list_display = [
@@ -254,8 +288,8 @@ class CustomerAdmin(ImportExportModelAdmin):
 
     # -- queries
 
-    def get_queryset(self, request):
-        return selectors.customers_with_totals(super().get_queryset(request))
+    def get_changelist(self, request, **kwargs):
+        return ContactChangeList
 
     def _custom_fields(self, request) -> list[CustomField]:
         """The custom field definitions, read once per request (the form and the fieldsets both need them)."""

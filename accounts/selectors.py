@@ -1,5 +1,7 @@
 """Reads from accounts: each selector owns its query shape."""
 
+from collections.abc import Iterable
+
 from django.db.models import Count, F, Min, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
@@ -32,13 +34,21 @@ def active_subscriptions_of(customer_ref) -> QuerySet:
     )
 
 
-def customers_with_totals(queryset: QuerySet[Customer]) -> QuerySet[Customer]:
-    """Annotate each customer with active subscriptions and lifetime value: correlated subqueries, so the
-    database computes them only for the rows of the page shown, and a page costs one query however long."""
+CUSTOMER_TOTALS = ("active_subscriptions", "lifetime_value", "lifetime_currency", "lifetime_currency_count")
+
+
+def customers_with_totals(
+    queryset: QuerySet[Customer], *, names: Iterable[str] = CUSTOMER_TOTALS
+) -> QuerySet[Customer]:
+    """Annotate each customer with active subscriptions and lifetime value (those of CUSTOMER_TOTALS in `names`).
+
+    They are correlated subqueries, computed for every row the query reads: annotate a page of rows
+    (filtered by a sliced subquery of ids), not a queryset that is then sliced, or the database computes
+    them for every row an OFFSET skips as well. A page costs one query however long."""
     purchases = Purchase.objects.filter(customer=OuterRef("pk")).exclude(status=PurchaseStatus.CANCELLED).order_by()
     per_customer = purchases.values("customer")
-    return queryset.annotate(
-        active_subscriptions=Coalesce(
+    totals = {
+        "active_subscriptions": lambda: Coalesce(
             Subquery(
                 active_subscriptions_of(OuterRef("pk"))
                 .order_by()
@@ -48,14 +58,17 @@ def customers_with_totals(queryset: QuerySet[Customer]) -> QuerySet[Customer]:
             ),
             0,
         ),
-        lifetime_value=Coalesce(
+        "lifetime_value": lambda: Coalesce(
             Subquery(per_customer.annotate(total=Sum(F("amount") - F("amount_refunded"))).values("total")), 0
         ),
-        lifetime_currency=Subquery(per_customer.annotate(currency_min=Min("currency")).values("currency_min")),
-        lifetime_currency_count=Coalesce(
+        "lifetime_currency": lambda: Subquery(
+            per_customer.annotate(currency_min=Min("currency")).values("currency_min")
+        ),
+        "lifetime_currency_count": lambda: Coalesce(
             Subquery(per_customer.annotate(n=Count("currency", distinct=True)).values("n")), 0
         ),
-    )
+    }
+    return queryset.annotate(**{name: totals[name]() for name in CUSTOMER_TOTALS if name in names})
 
 
 def customer_lifetime_values(*, customer: Customer) -> list[tuple[str, int]]:

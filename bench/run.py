@@ -421,6 +421,7 @@ def admin_timing(*, contacts: int, password: str, repeats: int = 5) -> list[dict
     for label, path in [
         ("contact list, first page", "/admin/accounts/customer/"),
         ("contact list, page 1,000", "/admin/accounts/customer/?p=999"),
+        ("contact list by lifetime value, first page", "/admin/accounts/customer/?o=-5"),
         (f"search: a surname ({surname})", f"/admin/accounts/customer/?{urlencode({'q': surname})}"),
         ("search: one email address", f"/admin/accounts/customer/?{urlencode({'q': probe.email})}"),
         ("search: a mail provider (gmail.com)", "/admin/accounts/customer/?q=gmail.com"),

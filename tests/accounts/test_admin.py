@@ -199,6 +199,73 @@ def test_the_list_costs_the_same_queries_for_5_and_50_contacts(creator_client):
     assert len(fifty) == len(five), [q["sql"][:120] for q in fifty.captured_queries]
 
 
+@pytest.fixture
+def valued_contacts(monkeypatch):
+    """Seven contacts, three a page, with lifetime values 10.00 … 70.00 and, for four, an active subscription."""
+    from accounts.admin import CustomerAdmin
+
+    monkeypatch.setattr(CustomerAdmin, "list_per_page", 3)
+    contacts = []
+    for n in range(1, 8):
+        customer = CustomerFactory(user__password=None, full_name=f"Contact {n}")
+        PurchaseFactory(customer=customer, offer=OfferFactory(price_amount=n * 1000))
+        if n % 2:
+            SubscriptionFactory(customer=customer)
+        contacts.append(customer)
+    return contacts
+
+
+def _page_subquery(queries) -> str:
+    """The SQL of the list's page (the sliced subquery of ids inside the row query)."""
+    [rows] = [q["sql"] for q in queries.captured_queries if '"accounts_customer"."id" IN (SELECT' in q["sql"]]
+    return rows[rows.index("IN (SELECT") : rows.rindex(" LIMIT ")]
+
+
+def test_a_later_page_computes_the_totals_only_for_the_rows_it_shows(creator_client, valued_contacts):
+    with CaptureQueriesContext(connection) as queries:
+        response = creator_client.get(LIST_URL, {"p": 2})
+
+    rows = listed_rows(response)
+    # Newest first: contacts 7, 6, 5 are page 1.
+    assert [(c.full_name, c.lifetime_value, c.active_subscriptions) for c in rows] == [
+        ("Contact 4", 4000, 0),
+        ("Contact 3", 3000, 1),
+        ("Contact 2", 2000, 0),
+    ]
+    page = _page_subquery(queries)
+    assert "purchases_purchase" not in page and "billing_subscription" not in page, page
+
+
+@pytest.mark.parametrize(
+    ("column", "descending", "key"),
+    [
+        ("lifetime_value_display", True, lambda c: (-c.lifetime_value, -c.pk)),
+        ("lifetime_value_display", False, lambda c: (c.lifetime_value, -c.pk)),
+        ("active_subscriptions_display", True, lambda c: (-c.active_subscriptions, -c.pk)),
+    ],
+)
+def test_sorting_by_a_total_orders_the_whole_list_across_pages(
+    creator_client, valued_contacts, column, descending, key
+):
+    index = creator_client.get(LIST_URL).context["cl"].list_display.index(column)
+    order = f"-{index}" if descending else str(index)
+
+    shown = []
+    for number in (1, 2, 3):
+        with CaptureQueriesContext(connection) as queries:
+            shown += listed_rows(creator_client.get(LIST_URL, {"o": order, "p": number}))
+        page = _page_subquery(queries)  # read before the next request clears the query log
+
+    everyone = listed_rows(creator_client.get(LIST_URL, {"all": ""}))
+    assert len(shown) == len(everyone) == 8  # and the creator's own record
+    assert [c.pk for c in shown] == [c.pk for c in sorted(everyone, key=key)]
+    # Only the total sorted by is computed over the whole list; the others only for the page shown.
+    if column == "lifetime_value_display":
+        assert "purchases_purchase" in page and "billing_subscription" not in page, page
+    else:
+        assert "billing_subscription" in page and "purchases_purchase" not in page, page
+
+
 # --- the contact page ------------------------------------------------------------------------------
 
 
