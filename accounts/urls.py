@@ -13,6 +13,7 @@ urlpatterns = [
     path("settings/password/", views.password, name="password"),
     path("directory/", views.directory, name="directory"),
     path("hub/new-link/", views.hub_request, name="hub_request"),
+    path("hub/continue/", views.hub_continue, name="hub_continue"),
     path("hub/<str:token>/", views.hub, name="hub"),
     path("email/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -148,17 +148,45 @@ def _hub_next(request) -> str:
     return hub_default_destination()
 
 
+HUB_TOKEN_SESSION_KEY = "portal_hub_link_token"
+
+
+def _hub_link_invalid(request, error):
+    context = {"error": error.message, "form": HubLinkRequestForm()}
+    return render(request, "accounts/hub_request.html", context, status=400)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def hub(request, token):
+    """The link from an email: keep its token in the session and continue at an address without it.
+
+    So the token is not in the address bar, the Referer of the next page, or any log line of the
+    confirm step (a failed CSRF check logs the path). Mail scanners open links too: nothing here
+    signs anyone in.
+    """
+    try:
+        hub_link_token.check_token(token)
+    except HubLinkError as error:
+        return _hub_link_invalid(request, error)
+    request.session[HUB_TOKEN_SESSION_KEY] = token
+    target = reverse("accounts:hub_continue")
+    if next_url := request.GET.get("next"):
+        target += "?" + urlencode({"next": next_url})
+    return redirect(target)
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
-def hub(request, token):
-    """GET shows a confirm page (mail scanners open links too); only its POST signs the customer in."""
+def hub_continue(request):
+    """GET shows a confirm page; only its POST signs the customer in (through allauth, so 2FA applies)."""
     try:
-        customer = hub_link_token.check_token(token)
+        customer = hub_link_token.check_token(request.session.get(HUB_TOKEN_SESSION_KEY, ""))
     except HubLinkError as error:
-        context = {"error": error.message, "form": HubLinkRequestForm()}
-        return render(request, "accounts/hub_request.html", context, status=400)
+        return _hub_link_invalid(request, error)
     next_url = _hub_next(request)
     if request.method == "POST":
+        del request.session[HUB_TOKEN_SESSION_KEY]  # a link signs in once per browser session
         return services.hub_sign_in(request=request, customer=customer, redirect_url=next_url)
     if request.user.is_authenticated and request.user.pk == customer.user_id:
         return redirect(next_url)

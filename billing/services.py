@@ -605,22 +605,30 @@ REFUND_NEEDS_REASON = _("Say why you are refunding; the reason is kept with the 
 
 
 @transaction.atomic
-def purchase_refund(*, purchase: Purchase, amount: int, reason: str, by: User) -> Refund:
-    """Refund part or all of what is left: at the processor first (when it was paid there), then here."""
+def purchase_refund(*, purchase: Purchase, amount: int, reason: str, by: User, attempt: str = "") -> Refund:
+    """Refund part or all of what is left: at the processor first (when it was paid there), then here.
+
+    `attempt` names one refund someone set out to make (the staff page puts a fresh one in each form
+    it shows) and keys the processor call: pressing Refund again after a timeout repeats that refund
+    at Stripe, never makes a second one, even when the webhook has recorded the first in between.
+    Without it, the key names the state the refund acts on (what was refunded so far).
+    """
     purchase = Purchase.objects.select_for_update().select_related("customer", "offer").get(pk=purchase.pk)
     if not reason.strip():
         raise BillingError(REFUND_NEEDS_REASON)
     refund_check(purchase=purchase, amount=amount)
     stripe_refund_id = ""
     if purchase.stripe_charge_id:
-        # The key names the state it acts on: a retry after a timeout repeats it, never a second refund.
+        act = attempt or f"{purchase.amount_refunded}:{amount}"
         remote = get_gateway().refund_create(
             charge_id=purchase.stripe_charge_id,
             amount=amount,
             reason="requested_by_customer",
-            idempotency_key=f"portal:refund:{purchase.pk}:{purchase.amount_refunded}:{amount}",
+            idempotency_key=f"portal:refund:{purchase.pk}:{act}",
         )
         stripe_refund_id = remote.id
+        if known := purchase.refunds.filter(stripe_refund_id=stripe_refund_id).first():
+            return known  # made before an answer was lost, and already recorded from its webhook
     refund = refund_record(purchase=purchase, amount=amount, reason=reason, by=by, stripe_refund_id=stripe_refund_id)
     receipt = purchase.receipts.order_by("issued_at", "pk").first()
     _email(

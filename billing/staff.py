@@ -5,6 +5,7 @@ use, so the processor, the mirror, the audit trail and the customer's emails sta
 processor failure is shown in words and changes nothing of ours.
 """
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -23,7 +24,7 @@ from purchases.models import Purchase
 from purchases.money import format_money, to_major, to_minor
 
 from . import services
-from .gateways.base import PaymentError
+from .gateways.base import PaymentError, TemporarilyUnavailable
 from .models import Subscription
 
 
@@ -38,9 +39,13 @@ class Confirmation:
 class RefundForm(forms.Form):
     amount = forms.DecimalField(label=gettext_lazy("Amount to refund"), min_value=Decimal("0.01"), decimal_places=3)
     reason = forms.CharField(label=gettext_lazy("Reason"), max_length=200)
+    # One refund someone set out to make: fresh in each form shown, kept when the form comes back
+    # with an error, so pressing Refund again repeats that refund and never makes a second.
+    attempt = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
 
     def __init__(self, *args, purchase: Purchase, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["attempt"].initial = uuid.uuid4().hex
         self.purchase = purchase
         self.fields["amount"].initial = to_major(purchase.amount_remaining, purchase.currency)
         self.fields["amount"].help_text = _("At most %(left)s, what is left of this purchase.") % {
@@ -94,6 +99,17 @@ def _run(request, action, success: str) -> bool:
     except (UserFacingError, services.BillingError) as error:
         messages.error(request, error.message)
         return False
+    except TemporarilyUnavailable as error:
+        # The request may have reached Stripe before the answer was lost: say so, and that a retry is safe.
+        messages.error(
+            request,
+            _(
+                "Stripe did not answer, so this may or may not have been done; its webhook will tell us shortly. "
+                "Pressing the button again is safe: it is never done twice. (%(why)s)"
+            )
+            % {"why": error.user_message},
+        )
+        return False
     except PaymentError as error:
         messages.error(request, _("Stripe refused this, so nothing was changed: %(why)s") % {"why": error.user_message})
         return False
@@ -127,7 +143,11 @@ def purchase_refund_view(request, pk, *, admin_site):
         done = _run(
             request,
             lambda: services.purchase_refund(
-                purchase=purchase, amount=amount, reason=form.cleaned_data["reason"], by=request.user
+                purchase=purchase,
+                amount=amount,
+                reason=form.cleaned_data["reason"],
+                by=request.user,
+                attempt=form.cleaned_data["attempt"],
             ),
             _("Refunded %(amount)s.") % {"amount": format_money(amount, purchase.currency)},
         )

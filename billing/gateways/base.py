@@ -62,7 +62,9 @@ class NotFound(PaymentError):
 class TemporarilyUnavailable(PaymentError):
     """Raised on timeouts, connection errors, 5xx and rate limits after the retries; not shown."""
 
-    default_user_message = _("The payment service is not answering right now. Nothing was changed; please try again.")
+    default_user_message = _(
+        "The payment service is not answering right now. Please try again in a moment: nothing will be done twice."
+    )
 
 
 class IdempotencyConflict(PaymentError):

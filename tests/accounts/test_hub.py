@@ -1,5 +1,6 @@
-"""Hub links (/hub/<token>/): a GET only asks to confirm, the POST signs in; expired, tampered and
-outdated links fail without saying whether an address has an account, and offer a fresh link."""
+"""Hub links (/hub/<token>/): opening one keeps its token in the session and moves on to
+/hub/continue/, which only asks to confirm; its POST signs in. Expired, tampered and outdated links
+fail without saying whether an address has an account, and offer a fresh link."""
 
 import re
 from datetime import datetime, timedelta
@@ -35,6 +36,17 @@ def signed_in_user_id(client):
     return client.session.get(SESSION_KEY)
 
 
+CONTINUE = "/hub/continue/"
+
+
+def confirm(client, link, data=None):
+    """Open the link (its token goes into the session), then press the confirm page's button."""
+    opened = client.get(link)
+    if opened.status_code != 302:
+        return opened
+    return client.post(CONTINUE, data or {})
+
+
 @pytest.fixture
 def link(customer):
     return path_of(hub_link_url(customer=customer))
@@ -66,8 +78,9 @@ def test_the_link_is_an_absolute_url_on_the_portal(customer):
 
 
 def test_opening_the_link_shows_a_confirm_page_and_signs_no_one_in(client, customer, link):
-    response = client.get(link)
+    response = client.get(link, follow=True)
 
+    assert response.redirect_chain == [(CONTINUE, 302)]
     assert response.status_code == 200
     body = response.content.decode()
     assert "Sign in and continue" in body
@@ -80,14 +93,14 @@ def test_opening_the_link_shows_a_confirm_page_and_signs_no_one_in(client, custo
 
 def test_a_mail_scanner_opening_the_link_many_times_signs_no_one_in(client, link):
     for _ in range(3):
-        assert client.get(link).status_code == 200
-        assert client.head(link).status_code == 200
+        assert client.get(link, follow=True).status_code == 200
+        assert client.head(link, follow=True).status_code == 200
 
     assert signed_in_user_id(client) is None
 
 
 def test_confirming_signs_in_and_lands_on_billing(client, customer, link):
-    response = client.post(link)
+    response = confirm(client, link)
 
     assert response.status_code == 302
     assert response["Location"] == hub_default_destination()
@@ -103,10 +116,10 @@ def test_billing_is_where_the_link_lands_once_billing_is_installed():
 
 def test_the_link_may_name_a_local_page_to_land_on(client, customer):
     link = path_of(hub_link_url(customer=customer, next_path="/purchases/"))
-    page = client.get(link).content.decode()
+    page = client.get(link, follow=True).content.decode()
     assert 'name="next" value="/purchases/"' in page
 
-    response = client.post(link, {"next": "/purchases/"})
+    response = client.post(CONTINUE, {"next": "/purchases/"})
 
     assert response["Location"] == "/purchases/"
 
@@ -117,48 +130,64 @@ def test_the_card_update_link_lands_on_the_card_form(client, customer):
     rendered = email_render(customer=customer, kind="card_update_link")
     link = re.search(r"http://127\.0\.0\.1:8000(/hub/\S+)", rendered.text).group(1)
 
-    page = client.get(link).content.decode()
+    page = client.get(link, follow=True).content.decode()
     assert 'name="next" value="/billing/cards/new/"' in page
-    assert client.post(link, {"next": "/billing/cards/new/"})["Location"] == "/billing/cards/new/"
+    assert client.post(CONTINUE, {"next": "/billing/cards/new/"})["Location"] == "/billing/cards/new/"
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "javascript:alert(1)"])
 def test_the_link_never_lands_on_another_site(client, link, target):
-    response = client.post(f"{link}?next={target}", {"next": target})
+    response = confirm(client, f"{link}?next={target}", {"next": target})
 
     assert response["Location"] == hub_default_destination()
+
+
+def test_the_token_is_kept_out_of_the_confirm_address_and_is_used_up_by_signing_in(client, customer, link):
+    token = link.split("/")[2]
+    page = client.get(link, follow=True)
+    assert token not in page.request["PATH_INFO"] and token not in page.content.decode()
+
+    assert client.post(CONTINUE).status_code == 302
+    client.logout()
+
+    assert_refused(client.post(CONTINUE), INVALID)  # pressing again needs the link again
+
+
+def test_the_link_itself_takes_no_post(client, link):
+    assert client.post(link).status_code == 405
+    assert signed_in_user_id(client) is None
 
 
 def test_the_link_works_again_while_it_is_valid(customer, link):
     for _ in range(2):
         browser = Client()
-        assert browser.post(link).status_code == 302
+        assert confirm(browser, link).status_code == 302
         assert int(signed_in_user_id(browser)) == customer.user.pk
 
 
 def test_confirming_needs_the_page_csrf_token(customer, link):
     browser = Client(enforce_csrf_checks=True)
+    browser.get(link)
 
-    response = browser.post(link)
+    response = browser.post(CONTINUE)
 
     assert response.status_code == 403
     assert signed_in_user_id(browser) is None
 
 
 def test_a_customer_already_signed_in_goes_straight_through(client_logged_in, link):
-    response = client_logged_in.get(link)
+    response = client_logged_in.get(link, follow=True)
 
-    assert response.status_code == 302
-    assert response["Location"] == hub_default_destination()
+    assert response.redirect_chain == [(CONTINUE, 302), (hub_default_destination(), 302)]
 
 
 def test_someone_else_signed_in_is_warned_and_switched_on_confirm(client, customer, other_customer):
     client.force_login(other_customer.user, backend="accounts.backends.PortalAuthenticationBackend")
     link = path_of(hub_link_url(customer=customer))
 
-    page = client.get(link).content.decode()
+    page = client.get(link, follow=True).content.decode()
     assert f"You are signed in as {other_customer.user.email}" in page
-    client.post(link)
+    client.post(CONTINUE)
 
     assert int(signed_in_user_id(client)) == customer.user.pk
 
@@ -168,7 +197,7 @@ def test_the_link_verifies_the_address_it_was_sent_to(client, db):
     EmailAddress.objects.filter(user=customer.user).update(verified=False)
     link = path_of(hub_link_url(customer=customer))
 
-    response = client.post(link)
+    response = confirm(client, link)
 
     assert response["Location"] == hub_default_destination()  # not held up by email verification
     assert EmailAddress.objects.get(user=customer.user).verified
@@ -178,7 +207,7 @@ def test_a_customer_added_by_hand_without_an_address_record_can_sign_in(client, 
     customer = CustomerFactory(user__password=None)
     EmailAddress.objects.filter(user=customer.user).delete()
 
-    client.post(path_of(hub_link_url(customer=customer)))
+    confirm(client, path_of(hub_link_url(customer=customer)))
 
     assert int(signed_in_user_id(client)) == customer.user.pk
     address = EmailAddress.objects.get(user=customer.user)
@@ -192,7 +221,7 @@ def test_with_two_factor_on_the_link_still_asks_for_the_code(client, customer, p
     activate_totp(client, password)
     browser = Client()
 
-    response = browser.post(path_of(hub_link_url(customer=customer)))
+    response = confirm(browser, path_of(hub_link_url(customer=customer)))
 
     assert response["Location"] == "/accounts/2fa/authenticate/"
     assert signed_in_user_id(browser) is None
@@ -214,21 +243,30 @@ def test_an_expired_link_says_so_and_signs_no_one_in(client, link, days_later):
     days_later(7.01)
 
     assert_refused(client.get(link), EXPIRED)
-    assert_refused(client.post(link), EXPIRED)
+    assert_refused(client.get(CONTINUE), INVALID)  # nothing was kept to continue with
+    assert signed_in_user_id(client) is None
+
+
+def test_a_link_that_expires_on_the_confirm_page_signs_no_one_in(client, link, days_later):
+    days_later(6.99)
+    assert client.get(link, follow=True).status_code == 200
+    days_later(7.01)
+
+    assert_refused(client.post(CONTINUE), EXPIRED)
     assert signed_in_user_id(client) is None
 
 
 def test_a_link_is_still_good_just_before_it_expires(client, customer, link, days_later):
     days_later(6.99)
 
-    assert client.get(link).status_code == 200
+    assert client.get(link, follow=True).status_code == 200
 
 
 def test_the_lifetime_is_a_setting(client, link, days_later, settings):
     settings.HUB_LINK_MAX_AGE_DAYS = 30
     days_later(20)
 
-    assert client.get(link).status_code == 200
+    assert client.get(link, follow=True).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -246,7 +284,7 @@ def test_the_lifetime_is_a_setting(client, link, days_later, settings):
 def test_a_tampered_link_fails_safely(client, customer, other_customer, tamper):
     token = hub_link_token.make_token(customer)
 
-    response = client.post(f"/hub/{tamper(token, other_customer)}/")
+    response = confirm(client, f"/hub/{tamper(token, other_customer)}/")
 
     assert_refused(response, INVALID)
     assert signed_in_user_id(client) is None
@@ -256,7 +294,7 @@ def test_a_link_stops_working_when_the_email_address_changes(client, customer, l
     customer.user.email = "moved@example.com"
     customer.user.save()
 
-    assert_refused(client.post(link), INVALID)
+    assert_refused(confirm(client, link), INVALID)
     assert signed_in_user_id(client) is None
 
 
@@ -264,7 +302,7 @@ def test_a_link_stops_working_when_the_password_changes(client, customer, link):
     customer.user.set_password("a-brand-new-password-9")
     customer.user.save()
 
-    assert_refused(client.post(link), INVALID)
+    assert_refused(confirm(client, link), INVALID)
     assert signed_in_user_id(client) is None
 
 
@@ -272,7 +310,7 @@ def test_a_link_stops_working_when_the_account_is_deactivated(client, customer, 
     customer.user.is_active = False
     customer.user.save()
 
-    assert_refused(client.post(link), INVALID)
+    assert_refused(confirm(client, link), INVALID)
 
 
 def without_csrf_token(body: str) -> str:
@@ -304,7 +342,7 @@ def test_a_fresh_link_is_emailed_to_a_known_address(client, customer, django_cap
     assert message.to == [customer.user.email]
     assert OutboundEmail.objects.get().kind == EmailKind.HUB_LINK
     fresh = re.search(r"http://127\.0\.0\.1:8000(/hub/[^\s]+)", message.body).group(1)
-    assert client.post(fresh).status_code == 302
+    assert confirm(client, fresh).status_code == 302
     assert int(signed_in_user_id(client)) == customer.user.pk
 
 

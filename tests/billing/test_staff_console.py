@@ -10,13 +10,15 @@ from purchases.models import AccessGrant, Purchase, Refund
 
 pytestmark = pytest.mark.django_db
 
+ATTEMPT = "0123456789abcdef0123456789abcdef"  # the refund form's one-time id, as its page would carry it
+
 
 def test_refund_page_says_what_will_happen_then_refunds_part(support_client, paid_purchase, gateway):
     url = reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk])
     page = support_client.get(url).content.decode()
     assert "This will happen:" in page and "£15.00" in page and "through Stripe" in page
 
-    response = support_client.post(url, {"amount": "5.50", "reason": "Late delivery"}, follow=True)
+    response = support_client.post(url, {"amount": "5.50", "reason": "Late delivery", "attempt": ATTEMPT}, follow=True)
 
     assert "Refunded £5.50." in response.content.decode()
     refund = Refund.objects.get()
@@ -26,7 +28,7 @@ def test_refund_page_says_what_will_happen_then_refunds_part(support_client, pai
 
 def test_refund_of_more_than_is_left_is_refused_on_the_form(support_client, paid_purchase, gateway):
     url = reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk])
-    response = support_client.post(url, {"amount": "15.01", "reason": "Too much"})
+    response = support_client.post(url, {"amount": "15.01", "reason": "Too much", "attempt": ATTEMPT})
     assert "more than the £15.00 left" in response.content.decode()
     assert not Refund.objects.exists() and not gateway.refunds
 
@@ -39,9 +41,10 @@ def test_a_stripe_failure_is_shown_in_words_and_nothing_is_recorded(
 
     monkeypatch.setattr(gateway.__class__, "refund_create", timeout)
     url = reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk])
-    response = support_client.post(url, {"amount": "1.00", "reason": "Test"})
+    response = support_client.post(url, {"amount": "1.00", "reason": "Test", "attempt": ATTEMPT})
     page = response.content.decode()
-    assert "Stripe refused this, so nothing was changed" in page and "not answering right now" in page
+    assert "Stripe did not answer, so this may or may not have been done" in page
+    assert "not answering right now" in page
     assert not Refund.objects.exists()
     assert Purchase.objects.get(pk=paid_purchase.pk).amount_refunded == 0
 
@@ -119,3 +122,17 @@ def test_a_plain_customer_and_staff_without_permission_cannot_act(client, paid_p
         assert client.post(url, {"amount": "1", "reason": "x", "when": "now"}).status_code == 403
     assert not Refund.objects.exists()
     assert Subscription.objects.get(pk=live_subscription.pk).status == SubscriptionStatus.ACTIVE
+
+
+def test_the_refund_form_carries_a_fresh_attempt_id_and_keeps_it_when_the_form_comes_back(
+    support_client, paid_purchase, gateway
+):
+    url = reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk])
+    first, second = (support_client.get(url).context["form"]["attempt"].value() for _ in range(2))
+    assert first != second and len(first) == 32
+
+    response = support_client.post(url, {"amount": "99.00", "reason": "Too much", "attempt": first})
+
+    assert response.context["form"]["attempt"].value() == first
+    assert support_client.post(url, {"amount": "1.00", "reason": "No id"}).status_code == 200  # refused
+    assert not Refund.objects.exists() and not gateway.refunds
