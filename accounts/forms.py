@@ -3,6 +3,8 @@ import re
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import LongSelect
+
 from .avatars import AvatarError, avatar_inspect
 from .models import Customer, CustomField, CustomFieldType, language_choices, time_zone_choices
 from .services import CUSTOM_TEXT_MAX_LENGTH, custom_field_value_clean
@@ -93,7 +95,7 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
             "city": forms.TextInput(attrs={"autocomplete": "address-level2"}),
             "region": forms.TextInput(attrs={"autocomplete": "address-level1"}),
             "postal_code": forms.TextInput(attrs={"autocomplete": "postal-code"}),
-            "country": forms.Select(attrs={"autocomplete": "country"}),
+            "country": LongSelect(attrs={"autocomplete": "country"}),
         }
 
     def __init__(self, *args, **kwargs):
@@ -181,7 +183,7 @@ class ProfileForm(forms.ModelForm):
             "emails then use the site's default language."
         ),
     )
-    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices, widget=LongSelect)
 
     class Meta:
         model = Customer
