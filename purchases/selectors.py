@@ -1,11 +1,16 @@
 """Reads for the purchases pages: each costs the same number of queries for 1 or 1,000 rows."""
 
-from django.db.models import Prefetch, QuerySet
+from collections.abc import Iterable
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import formats, timezone
 
 from accounts.models import Customer
 
-from .models import Product, Purchase, Receipt, Refund
+from .models import AccessGrant, Product, Purchase, Receipt, Refund
+from .money import format_money
 
 
 def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
@@ -24,13 +29,42 @@ def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
     )
 
 
+def purchase_rows(*, purchases: Iterable[Purchase]) -> list[dict]:
+    """The purchases page's table rows: each purchase's strings made here, in the active language and time
+    zone, so the template only places them (a row took 0.5 ms of template filters, tags and lookups)."""
+    rows = []
+    for purchase in purchases:
+        purchased_at = timezone.localtime(purchase.purchased_at)
+        rows.append(
+            {
+                "offer_name": purchase.offer.name,
+                "date_iso": formats.date_format(purchased_at, "c"),
+                "date": formats.date_format(purchased_at, "DATE_FORMAT"),
+                "amount": format_money(purchase.amount, purchase.currency) if purchase.currency else "",
+                "refunded": format_money(purchase.amount_refunded, purchase.currency)
+                if purchase.amount_refunded and purchase.currency
+                else "",
+                "status": purchase.status,
+                "status_display": purchase.get_status_display(),
+                "receipts": [
+                    {
+                        "url": reverse("purchases:receipt", kwargs={"number": receipt.number}),
+                        "number": receipt.number,
+                        "is_correction": receipt.corrects_id is not None,
+                    }
+                    for receipt in purchase.receipts.all()
+                ],
+            }
+        )
+    return rows
+
+
 def products_for_customer(*, customer: Customer) -> QuerySet[Product]:
     """Products the customer can use now: an unrevoked grant to an active product."""
-    return (
-        Product.objects.filter(is_active=True, grants__customer=customer, grants__revoked_at__isnull=True)
-        .distinct()
-        .order_by("name")
-    )
+    # EXISTS, not a join made DISTINCT: a customer has a grant per product and purchase (hundreds), and
+    # the join sorted all of them to find the handful of products.
+    granted = AccessGrant.objects.filter(product=OuterRef("pk"), customer=customer, revoked_at__isnull=True)
+    return Product.objects.filter(Exists(granted), is_active=True).order_by("name", "pk")
 
 
 def receipt_for_customer(*, customer: Customer, number: str) -> Receipt:

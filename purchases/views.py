@@ -28,6 +28,7 @@ def index(request):
         "purchases/index.html",
         {
             "page": page,
+            "rows": selectors.purchase_rows(purchases=page.object_list),
             "products": selectors.products_for_customer(customer=customer),
         },
     )
