@@ -139,7 +139,7 @@ def test_an_unreachable_stripe_raises_temporarily_unavailable():
     with pytest.raises(TemporarilyUnavailable) as error:
         gateway.customer_retrieve(customer_id="cus_123")
 
-    assert "Nothing was changed" in error.value.user_message
+    assert "nothing will be done twice" in error.value.user_message
 
 
 def signed(payload: bytes, secret: str, timestamp: int | None = None) -> str:
