@@ -1,6 +1,6 @@
 """Profile one page of the benchmark in process with pyinstrument, as the seeded customer sees it.
 
-    .venv/bin/pip install pyinstrument          # a profiling tool, not a project dependency
+    make install                                # pyinstrument is a development dependency
     .venv/bin/python bench/profile.py /settings/profile/ [--requests 50] [--html var/bench/profile.html]
 
 Uses bench/run.py's database and settings (run that once first, so the data is seeded), signs the

@@ -67,10 +67,12 @@ def products_for_customer(*, customer: Customer) -> QuerySet[Product]:
     return Product.objects.filter(Exists(granted), is_active=True).order_by("name", "pk")
 
 
-def receipt_for_customer(*, customer: Customer, number: str) -> Receipt:
-    """The customer's receipt by number, or 404 — another customer's number is never found."""
-    queryset = Receipt.objects.select_related("purchase__offer", "corrects").prefetch_related(
-        Prefetch("purchase__refunds", queryset=Refund.objects.order_by("created_at")),
-        Prefetch("corrections", queryset=Receipt.objects.only("number", "corrects_id", "issued_at")),
-    )
+def receipt_for_customer(*, customer: Customer, number: str, with_corrections: bool = True) -> Receipt:
+    """The customer's receipt by number, or 404 — another customer's number is never found.
+
+    `with_corrections=False` leaves out the corrected copies issued of it, which only the receipt page lists."""
+    prefetches = [Prefetch("purchase__refunds", queryset=Refund.objects.order_by("created_at"))]
+    if with_corrections:
+        prefetches.append(Prefetch("corrections", queryset=Receipt.objects.only("number", "corrects_id", "issued_at")))
+    queryset = Receipt.objects.select_related("purchase__offer", "corrects").prefetch_related(*prefetches)
     return get_object_or_404(queryset, customer=customer, number=number)

@@ -44,7 +44,7 @@ def receipt(request, number):
 @login_required
 def receipt_pdf(request, number):
     customer = customer_get_or_create(user=request.user)
-    receipt = selectors.receipt_for_customer(customer=customer, number=number)
+    receipt = selectors.receipt_for_customer(customer=customer, number=number, with_corrections=False)
     response = HttpResponse(
         render_receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf"
     )
