@@ -3,7 +3,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -92,10 +92,13 @@ class Command(BaseCommand):
         if group is None:
             from importlib import import_module
 
-            from django.apps import apps
-
-            import_module("accounts.migrations.0004_support_group").create_support_group(apps, None)
-            group = Group.objects.get(name=SUPPORT_GROUP)
+            # Not the migration's function: given the live app registry, it would leave every app without
+            # its models module, and later flushes would then recreate no content types or permissions.
+            role = import_module("accounts.migrations.0004_support_group")
+            group = Group.objects.create(name=SUPPORT_GROUP)
+            for name in role.SUPPORT_PERMISSIONS:
+                app_label, codename = name.split(".")
+                group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
         return group
 
     def _user(self, email, password, *, staff, superuser):
