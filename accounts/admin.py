@@ -52,6 +52,7 @@ class CustomerInline(admin.StackedInline):
     fk_name = "user"
     extra = 0
     show_change_link = True
+    view_on_site = False  # the portal's contact page is the signed-in person's own
     fields = ["full_name", "email", "country", "last_activity_at"]
     readonly_fields = fields
 

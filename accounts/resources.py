@@ -8,6 +8,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 
@@ -30,6 +31,17 @@ IMPORTED_FIELDS = [field for field in CONTACT_FIELDS if field != "email"] + ["ex
 FORMULA_START = tuple("=+-@\t\r")
 PLAIN_NUMBER = re.compile(r"[+-]?[\d ().-]+")
 TEXT_MARK = "'"
+
+
+# The diff library marks changes with inline styles, which the site's Content-Security-Policy blocks.
+DIFF_INLINE_STYLE = re.compile(r'<(ins|del) style="[^"]*">')
+
+
+class PreviewDiff(resources.Diff):
+    """The import preview's changed values, marked by <ins> and <del> alone (admin.css colours them)."""
+
+    def as_html(self):
+        return [mark_safe(DIFF_INLINE_STYLE.sub(r"<\1>", html)) for html in super().as_html()]
 
 
 def spreadsheet_safe(value):
@@ -95,6 +107,10 @@ class CustomerResource(resources.ModelResource):
         super().__init__(**kwargs)
         for custom_field in custom_fields_all():
             self.fields[CUSTOM_COLUMN_PREFIX + custom_field.key] = CustomValueField(custom_field)
+
+    @classmethod
+    def get_diff_class(cls):
+        return PreviewDiff
 
     def get_user_visible_fields(self):
         """The columns an import reads (the export-only ones are left out of the import page's list)."""

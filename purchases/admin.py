@@ -40,6 +40,7 @@ class ReadOnlyInline(admin.TabularInline):
 
     extra = 0
     can_delete = False
+    view_on_site = False  # a receipt's portal page is its customer's own; staff use "View as customer"
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields
@@ -177,6 +178,7 @@ class ReceiptAdmin(admin.ModelAdmin):
     search_fields = ["number", "billing_name", "billing_email", "customer__email"]
     list_select_related = ["customer"]
     date_hierarchy = "issued_at"
+    view_on_site = False  # the portal's receipt page is its customer's own; staff use "View as customer"
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Receipt._meta.fields]

@@ -494,6 +494,24 @@ def test_the_password_reset_button_emails_the_customer(creator_client, customer)
     assert [m.to for m in mail.outbox] == [[customer.user.email]]
 
 
+@pytest.mark.parametrize("page", ["contact", "user", "purchase", "receipt"])
+def test_no_console_page_links_to_a_portal_page_only_the_customer_can_see(creator_client, customer, page):
+    """Portal pages show the signed-in person's own contact and receipts: "View on site" would be a dead end."""
+    purchase = RecordedPurchaseFactory(customer=customer)
+    url = {
+        "contact": change_url(customer),
+        "user": f"/admin/accounts/user/{customer.user.pk}/change/",
+        "purchase": f"/admin/purchases/purchase/{purchase.pk}/change/",
+        "receipt": f"/admin/purchases/receipt/{purchase.receipts.get().pk}/change/",
+    }[page]
+
+    response = creator_client.get(url)
+
+    assert response.status_code == 200
+    assert "View on site" not in response.content.decode()
+    assert "/admin/r/" not in response.content.decode()
+
+
 def test_the_user_page_shows_the_contact_read_only(creator_client, customer):
     page = creator_client.get(f"/admin/accounts/user/{customer.user.pk}/change/").content.decode()
 

@@ -66,6 +66,15 @@ def test_the_import_shows_a_preview_and_saves_nothing_until_confirmed(creator_cl
     assert not Customer.objects.filter(user__email__in=["ada@example.com", "grace@example.com"]).exists()
 
 
+def test_the_preview_marks_new_values_without_inline_styles(creator_client):
+    """The diff library's own markup has style attributes, which the Content-Security-Policy blocks."""
+    page = preview(creator_client, GOOD_ROWS).content.decode()
+
+    table = page[page.index('<table class="import-preview">') :]
+    assert "<ins>Grace Hopper</ins>" in table
+    assert "style=" not in table
+
+
 def test_a_confirmed_import_creates_the_contacts_through_the_services(creator_client, creator):
     response = confirm(creator_client, preview(creator_client, GOOD_ROWS))
 
