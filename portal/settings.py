@@ -285,8 +285,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Avatars are re-encoded on upload and stored under random names, so Django may serve them
-# itself; a deployment with a CDN or S3 in front turns this off.
-SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+# itself; a deployment with a CDN or S3 in front turns this off (media on S3 turn it off by default).
+SERVE_MEDIA = env_bool("SERVE_MEDIA", not os.environ.get("MEDIA_S3_BUCKET"))
 # Without a manifest (development, tests) WhiteNoise serves straight from the source folders;
 # production runs collectstatic and serves hashed, compressed files.
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
@@ -302,6 +302,33 @@ STORAGES = {
     },
 }
 WHITENOISE_MANIFEST_STRICT = False
+
+
+def media_storages(environ, storages: dict) -> dict:
+    """STORAGES with media (avatars, the logo) in an S3 bucket when MEDIA_S3_BUCKET is set.
+
+    For several app nodes without a shared filesystem (docs/operations.md). django-storages' S3
+    backend; credentials the AWS way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or the
+    instance's role). Objects are read by browsers and email clients at their plain URL unless
+    MEDIA_S3_SIGNED_URLS=1 (signed URLs expire, so the logo in an email would stop showing).
+    """
+    bucket = environ.get("MEDIA_S3_BUCKET", "")
+    if not bucket:
+        return storages
+    options = {
+        "bucket_name": bucket,
+        "region_name": environ.get("MEDIA_S3_REGION") or None,
+        "endpoint_url": environ.get("MEDIA_S3_ENDPOINT_URL") or None,  # S3-compatible services
+        "custom_domain": environ.get("MEDIA_S3_CUSTOM_DOMAIN") or None,  # a CDN in front of the bucket
+        "location": environ.get("MEDIA_S3_PREFIX", "media"),
+        "querystring_auth": (environ.get("MEDIA_S3_SIGNED_URLS") or "0").strip().lower() in {"1", "true", "yes", "on"},
+        "file_overwrite": False,  # random names already; never write over another node's upload
+        "default_acl": None,  # the bucket's policy decides who may read
+    }
+    return {**storages, "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}}
+
+
+STORAGES = media_storages(os.environ, STORAGES)
 
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
