@@ -1,6 +1,7 @@
 """Money as integer minor units plus an ISO currency, formatted for the reader's locale with Babel."""
 
 from decimal import Decimal
+from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision
 from django.utils import translation
@@ -12,7 +13,13 @@ def to_major(amount: int, currency: str) -> Decimal:
 
 def format_money(amount: int, currency: str, locale: str | None = None) -> str:
     locale = (locale or translation.get_language() or "en").replace("-", "_")
-    return format_currency(to_major(amount, currency), currency.upper(), locale=locale)
+    return _format_money(amount, currency.upper(), locale)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _format_money(amount: int, currency: str, locale: str) -> str:
+    # Babel's formatting is the same for the same figures, and a page shows the same few amounts again and again.
+    return format_currency(to_major(amount, currency), currency, locale=locale)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

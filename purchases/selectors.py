@@ -6,6 +6,7 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.encoding import force_str
 
 from accounts.models import Customer
 
@@ -32,6 +33,8 @@ def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
 def purchase_rows(*, purchases: Iterable[Purchase]) -> list[dict]:
     """The purchases page's table rows: each purchase's strings made here, in the active language and time
     zone, so the template only places them (a row took 0.5 ms of template filters, tags and lookups)."""
+    # As Purchase.get_status_display() says it, without hashing every translated label for each row.
+    status_labels = dict(Purchase._meta.get_field("status").flatchoices)
     rows = []
     for purchase in purchases:
         purchased_at = timezone.localtime(purchase.purchased_at)
@@ -45,7 +48,7 @@ def purchase_rows(*, purchases: Iterable[Purchase]) -> list[dict]:
                 if purchase.amount_refunded and purchase.currency
                 else "",
                 "status": purchase.status,
-                "status_display": purchase.get_status_display(),
+                "status_display": force_str(status_labels.get(purchase.status, purchase.status), strings_only=True),
                 "receipts": [
                     {
                         "url": reverse("purchases:receipt", kwargs={"number": receipt.number}),
