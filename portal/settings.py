@@ -147,7 +147,8 @@ else:
     # The database cache is shared by every worker and node, which the rate limits need.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "portal_cache"}}
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Database sessions (shared by every node), read with one plain SELECT: portal/sessions.py.
+SESSION_ENGINE = "portal.sessions"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
 
 # ---------------------------------------------------------------------------------------------
