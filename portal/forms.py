@@ -85,7 +85,21 @@ class LongSelect(forms.Select):
 
     The options' markup is made once per process for each language and list of choices, and a render
     only marks the chosen option: the 600 options of the time-zone select took 3 ms a page to build
-    and render, every time the same."""
+    and render, every time the same. The choices are read once per render (reading them is most of
+    what is left: Django normalises each choice on every pass)."""
+
+    def use_required_attribute(self, initial):
+        # Select's rule (`required` only when the first option is empty), on the choices read for the render.
+        if self.allow_multiple_selected:
+            return super().use_required_attribute(initial)
+        choices = self._choices_read()
+        return not self.is_hidden and bool(choices) and self._choice_has_empty_value(choices[0])
+
+    def _choices_read(self) -> tuple:
+        read = getattr(self, "_read", None)
+        if read is None or read[0] is not self.choices:
+            read = self._read = (self.choices, tuple(self.choices))
+        return read[1]
 
     def render(self, name, value, attrs=None, renderer=None):
         renderer = renderer or get_default_renderer()
@@ -96,7 +110,7 @@ class LongSelect(forms.Select):
         ):
             return super().render(name, value, attrs, renderer)
         try:
-            options = _long_select_options(get_language(), tuple(self.choices))
+            options = _long_select_options(get_language(), self._choices_read())
         except TypeError:  # grouped choices (lists inside) are not hashable: render them the usual way
             return super().render(name, value, attrs, renderer)
         # Widget.get_context, not Select's: that one would build the options again.

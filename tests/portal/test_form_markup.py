@@ -273,3 +273,15 @@ def test_the_admin_contact_page_is_the_same_as_with_templates(client, customer, 
     templates_only()
 
     assert _page(client, path) == fast
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [[], [("", "—"), ("a", "A")], [("a", "A"), ("", "—")], [(None, "none"), ("a", "A")], [("G", [("a", "A")])]],
+)
+@pytest.mark.parametrize("multiple", [False, True])
+def test_a_long_select_asks_for_required_when_a_select_would(choices, multiple):
+    select, long = forms.Select(choices=choices), LongSelect(choices=choices)
+    select.allow_multiple_selected = long.allow_multiple_selected = multiple
+
+    assert long.use_required_attribute("a") == select.use_required_attribute("a")
