@@ -9,6 +9,7 @@ tests/portal/test_form_markup.py renders every form the portal shows both ways a
 """
 
 from django.utils.formats import localize
+from django.utils.functional import Promise
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeData, mark_safe
 from django.utils.timezone import template_localtime
@@ -115,16 +116,17 @@ def field_group(context) -> str:
     field = context["field"]
     errors = field.errors
     invalid = " field--invalid" if errors else ""
-    help_text = field.help_text
+    # A lazy label or help text is translated once here, not again at every use.
+    help_text = str(field.help_text) if isinstance(field.help_text, Promise) else field.help_text
+    label = text(field.label_tag(contents=str(field.label) if isinstance(field.label, Promise) else None))
     help_html = f'<p class="field__help" id="{text(field.auto_id)}_helptext">{text(help_text)}</p>' if help_text else ""
     if field.widget_type == "checkbox":
         return (
-            f'<div class="field field--check{invalid}">\n    {text(field)}\n    {text(field.label_tag())}\n'
+            f'<div class="field field--check{invalid}">\n    {text(field)}\n    {label}\n'
             f"    {help_html}\n    {text(errors)}\n  </div>"
         )
     return (
-        f'<div class="field{invalid}">\n    {text(field.label_tag())}\n    {text(field)}\n'
-        f"    {help_html}\n    {text(errors)}\n  </div>"
+        f'<div class="field{invalid}">\n    {label}\n    {text(field)}\n    {help_html}\n    {text(errors)}\n  </div>'
     )
 
 
