@@ -112,6 +112,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
             ],
+            # {% url %} that remembers the addresses of views without arguments (portal/urltag.py).
+            "builtins": ["portal.urltag"],
         },
     }
 ]
