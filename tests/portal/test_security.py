@@ -279,3 +279,12 @@ def test_manage_py_check_deploy_reports_no_issues_in_production_settings(tmp_pat
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "no issues" in output, output
+
+
+@pytest.mark.django_db
+def test_a_nul_in_the_address_is_refused_with_the_400_page(client_logged_in):
+    for path in ["/directory/?q=a%00b", "/purchases/receipts/R-000001%00/", "/admin/?q=%00"]:
+        response = client_logged_in.get(path)
+
+        assert response.status_code == 400, path
+        assert "We could not read that request" in response.content.decode()

@@ -9,10 +9,7 @@ shown from it, reaches another node's receipt PDF (the logo) and is deleted from
 import io
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 
 import boto3
@@ -25,6 +22,7 @@ from portal.models import SiteSettings
 from portal.settings import media_storages
 from tests.accounts.test_avatars import encode, photo
 from tests.factories import RecordedPurchaseFactory
+from tests.servers import free_port, loopback_server
 
 pytestmark = pytest.mark.django_db
 
@@ -39,34 +37,13 @@ PUBLIC_READ = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
+def s3_endpoint():
     """moto's S3 server on a free loopback port, for this module."""
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto's S3 server did not start") from None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with loopback_server(command, port=port, name="moto's S3 server", timeout=30) as url:
+        yield url
 
 
 @pytest.fixture
