@@ -216,3 +216,16 @@ def _rows_migrations_made(request):
     from django.contrib.sites.models import Site
 
     Site.objects.get_or_create(pk=settings.SITE_ID, defaults={"domain": "localhost", "name": "Customer Portal"})
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(request):
+    """Every browser test signs in through the real form, and the suite does so more than the 30 times a
+    minute one address may (ACCOUNT_RATE_LIMITS): start each with no attempts counted, so that a test
+    does not depend on how many signed in before it. The database cache outlives the flushes."""
+    if "live_server" not in request.fixturenames:
+        return
+    request.getfixturevalue("transactional_db")
+    from django.core.cache import cache
+
+    cache.clear()
