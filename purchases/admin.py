@@ -107,6 +107,13 @@ class PurchaseAdmin(admin.ModelAdmin):
             return ["customer", "offer", "amount", "purchased_at"]
         return super().get_fields(request, obj)
 
+    def get_readonly_fields(self, request, obj=None):
+        """A recorded sale is a financial record: changed only through the actions (refund, revoke,
+        cancel), which go through the services, so receipts, access and the audit trail follow."""
+        if obj is None:
+            return super().get_readonly_fields(request, obj)
+        return [field.name for field in self.model._meta.fields]
+
     def get_changeform_initial_data(self, request):
         return {"amount": None}
 

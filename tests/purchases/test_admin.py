@@ -207,3 +207,18 @@ def test_adding_a_purchase_in_the_admin_records_it_like_a_sale(superuser_client,
     assert purchase.receipts.count() == 1
     assert purchase.grants.filter(product=product, revoked_at=None).count() == 1
     assert AuditEntry.objects.filter(action="purchase.recorded", actor=superuser).exists()
+
+
+def test_a_recorded_purchase_cannot_be_edited_past_the_services(superuser_client, customer, other_customer):
+    """Amount, customer, offer and Stripe ids change only through refund, revoke and cancel."""
+    purchase = RecordedPurchaseFactory(customer=customer)
+    before = Purchase.objects.filter(pk=purchase.pk).values().get()
+    url = f"/admin/purchases/purchase/{purchase.pk}/change/"
+
+    page = superuser_client.get(url).content.decode()
+    superuser_client.post(
+        url, {"customer": other_customer.pk, "offer": purchase.offer_id, "amount": 1, **NO_INLINE_FORMS}
+    )
+
+    assert 'name="amount"' not in page and 'name="customer"' not in page and 'name="offer"' not in page
+    assert Purchase.objects.filter(pk=purchase.pk).values().get() == before
