@@ -75,5 +75,6 @@ def receipt_for_customer(*, customer: Customer, number: str, with_corrections: b
     prefetches = [Prefetch("purchase__refunds", queryset=Refund.objects.order_by("created_at"))]
     if with_corrections:
         prefetches.append(Prefetch("corrections", queryset=Receipt.objects.only("number", "corrects_id", "issued_at")))
-    queryset = Receipt.objects.select_related("purchase__offer", "corrects").prefetch_related(*prefetches)
+    # The purchase for its refunds (its offer is not shown), the original of a corrected copy for its number.
+    queryset = Receipt.objects.select_related("purchase", "corrects").prefetch_related(*prefetches)
     return get_object_or_404(queryset, customer=customer, number=number)
