@@ -7,6 +7,7 @@ own writes, by webhooks and by `manage.py stripe_sync`.
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.encoding import force_str
 from django.utils.translation import gettext_lazy as _
 
 
@@ -117,7 +118,8 @@ class Subscription(models.Model):
     def display_status(self) -> str:
         if self.paused and self.status != SubscriptionStatus.CANCELED:
             return str(SubscriptionStatus.PAUSED.label)
-        return self.get_status_display()
+        # get_status_display()'s answer, without translating every status label to hash them.
+        return force_str(dict(SubscriptionStatus.choices).get(self.status, self.status), strings_only=True)
 
 
 class WebhookStatus(models.TextChoices):
