@@ -13,6 +13,7 @@ from django.forms.renderers import get_default_renderer
 from django.test import RequestFactory
 from django.utils import translation
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
 from accounts.forms import (
     AvatarForm,
@@ -285,3 +286,30 @@ def test_a_long_select_asks_for_required_when_a_select_would(choices, multiple):
     select.allow_multiple_selected = long.allow_multiple_selected = multiple
 
     assert long.use_required_attribute("a") == select.use_required_attribute("a")
+
+
+def test_a_long_select_follows_a_callables_new_choices():
+    offered = [[("a", "A"), ("b", "B")]]
+
+    class Pick(forms.Form):
+        pick = forms.ChoiceField(choices=lambda: list(offered[0]), widget=LongSelect)
+
+    assert "B</option>" in str(Pick(renderer=PortalFormRenderer())["pick"])
+    offered[0] = [("a", "A"), ("c", "C")]
+    html = str(Pick(renderer=PortalFormRenderer())["pick"])
+    assert "C</option>" in html and "B</option>" not in html
+
+
+LAZY_CHOICES = [("", "—"), ("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
+
+
+def test_a_long_select_with_a_constant_list_of_lazy_labels_speaks_each_language():
+    class Pick(forms.Form):
+        pick = forms.ChoiceField(choices=lambda: LAZY_CHOICES, widget=LongSelect)
+
+    for language, yes in [("en", "Yes"), ("de", "Ja"), ("en", "Yes")]:
+        with translation.override(language):
+            fast = str(Pick(renderer=PortalFormRenderer())["pick"])
+            slow = str(Pick(renderer=TemplatesOnly())["pick"])
+        assert fast == slow
+        assert f">{yes}</option>" in fast
