@@ -1,7 +1,6 @@
 from functools import lru_cache
 from pathlib import Path
 
-import django.forms
 from django import forms
 from django.conf import settings
 from django.forms.renderers import TemplatesSetting, get_default_renderer
@@ -11,7 +10,7 @@ from django.utils.translation import get_language
 
 from . import formmarkup
 
-DJANGO_FORM_TEMPLATES = Path(django.forms.__file__).resolve().parent / "templates"
+DJANGO_FORM_TEMPLATES = Path(forms.__file__).resolve().parent / "templates"
 # Django's widget templates that are nothing but {% include "django/forms/widgets/input.html" %}.
 INPUT_WIDGETS = ("checkbox", "color", "date", "datetime", "email", "file", "hidden", "number", "password")
 INPUT_WIDGETS += ("search", "tel", "text", "time", "url")
@@ -36,7 +35,7 @@ class PortalFormRenderer(TemplatesSetting):
         attrs = "django/forms/widgets/attrs.html"
         input_tag = (formmarkup.input_tag, "django/forms/widgets/input.html", attrs)
         # Each template with its Python, and every template that Python stands for (its includes too).
-        markup = {
+        self._markup = {
             "partials/form.html": (formmarkup.form_fields,),
             "partials/form_field.html": (formmarkup.field_group,),
             "django/forms/label.html": (formmarkup.label_tag, "django/forms/attrs.html"),
@@ -47,7 +46,6 @@ class PortalFormRenderer(TemplatesSetting):
             "django/forms/widgets/textarea.html": (formmarkup.textarea_tag, attrs),
             **{f"django/forms/widgets/{name}.html": input_tag for name in INPUT_WIDGETS},
         }
-        self._markup = markup
         self._folders = {"partials/form.html": project, "partials/form_field.html": project}
         self._writes_cache: dict[str, bool] = {}
 
