@@ -8,6 +8,11 @@ class SessionStore(DatabaseSessionStore):
     compiled on every signed-in request (0.25 ms of Python a request). Writes, expiry and the table are
     Django's own; a session in the table works with either engine."""
 
+    def _validate_session_key(self, key):
+        """Django's rule (8 characters or more) and letters and digits only, as Django makes them: a
+        crafted cookie with a NUL would otherwise reach PostgreSQL, which refuses it with a 500."""
+        return super()._validate_session_key(key) and key.isascii() and key.isalnum()
+
     def load(self):
         model = self.model
         connection = connections[router.db_for_read(model)]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
@@ -46,3 +47,11 @@ def test_a_signed_in_customer_stays_signed_in(client_logged_in, customer):
 
     assert response.status_code == 200
     assert response.context["user"] == customer.user
+
+
+def test_a_crafted_session_cookie_is_an_anonymous_visit_not_an_error(client):
+    """The Cookie header as a client may send it: a quoted value with \\000 is read as a NUL."""
+    for crafted in ['"abcdefgh\\000x"', "abcdefgh-../x", "ab\u00e9cdefghij"]:
+        response = client.get("/accounts/login/", headers={"cookie": f"{settings.SESSION_COOKIE_NAME}={crafted}"})
+
+        assert response.status_code == 200, crafted
