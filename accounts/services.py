@@ -22,7 +22,7 @@ from purchases.services import access_grant
 
 from .activity import customer_record_activity  # noqa: F401 - re-exported: the middleware, receivers and billing record activity through services
 from .avatars import avatar_reencode
-from .models import Customer, CustomField, CustomFieldType, TaxIdStatus, User
+from .models import SUPPORT_GROUP, Customer, CustomField, CustomFieldType, TaxIdStatus, User
 from .preferences import EmailCategory
 from .signals import CONTACT_FIELDS, contact_changed
 from .social import SOCIAL_FIELDS
@@ -250,6 +250,27 @@ def customer_send_password_reset(*, customer: Customer, by: User, request) -> No
     if form.is_valid():
         form.save(request)
         audit_record(action="password_reset.sent", customer=customer, actor=by)
+
+
+def support_group_ensure():
+    """The Support group its data migration made, made again from the migration's own list of
+    permissions when it is missing (a database flushed by tests, or deleted by hand).
+
+    Not the migration's function: given the live app registry, it would leave every app without its
+    models module, and later flushes would then recreate no content types or permissions.
+    """
+    from importlib import import_module
+
+    from django.contrib.auth.models import Group, Permission
+
+    group, created = Group.objects.get_or_create(name=SUPPORT_GROUP)
+    if created:
+        role = import_module("accounts.migrations.0004_support_group")
+        group.permissions.set(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in (name.split(".") for name in role.SUPPORT_PERMISSIONS)
+        )
+    return group
 
 
 # --- Custom fields -----------------------------------------------------------------------------

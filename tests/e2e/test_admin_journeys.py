@@ -8,14 +8,13 @@ default), whose state the live server's thread shares with the test.
 
 import csv
 import re
-from importlib import import_module
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.core import mail
 from playwright.sync_api import expect
 
-from accounts.models import SUPPORT_GROUP, Customer
+from accounts.models import Customer
+from accounts.services import support_group_ensure
 from billing.gateways.fake import FakeGateway
 from billing.models import Subscription, SubscriptionStatus
 from billing.services import card_set_default, invoice_record_paid, stripe_customer_ensure, subscription_sync
@@ -54,15 +53,9 @@ def creator(transactional_db):
 @pytest.fixture
 def support_user(transactional_db):
     """A member of the Support group. Browser tests flush the database, and with it the group its data
-    migration made: make it again from the migration's own list of permissions."""
-    role = import_module("accounts.migrations.0004_support_group")
-    group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
-    group.permissions.set(
-        Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        for app_label, codename in (name.split(".") for name in role.SUPPORT_PERMISSIONS)
-    )
+    migration made: it is made again from the migration's own list of permissions."""
     user = UserFactory(email="support@example.com", is_staff=True)
-    user.groups.add(group)
+    user.groups.add(support_group_ensure())
     CustomerFactory(user=user, full_name="Support Agent")
     return user
 

@@ -3,13 +3,17 @@ from datetime import timedelta
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
-from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import SUPPORT_GROUP, User
-from accounts.services import customer_get_or_create, customer_update_contact, customer_update_social
+from accounts.models import User
+from accounts.services import (
+    customer_get_or_create,
+    customer_update_contact,
+    customer_update_social,
+    support_group_ensure,
+)
 from portal.services import site_settings_update
 from purchases.models import Offer, Product, Purchase
 from purchases.services import purchase_record, refund_record
@@ -50,7 +54,7 @@ class Command(BaseCommand):
                 role: self._user(email, password, staff=role != "customer", superuser=role == "creator")
                 for role, email in DEMO_USERS.items()
             }
-            users["support"].groups.add(self._support_group())
+            users["support"].groups.add(support_group_ensure())
             customer = customer_get_or_create(user=users["customer"])
             customer_update_contact(customer=customer, data=DEMO_CONTACT, by=None)
             customer_update_social(
@@ -85,21 +89,6 @@ class Command(BaseCommand):
             return
         if subscription is not None:
             self.stdout.write(f"  subscription {subscription.stripe_subscription_id} ({subscription.status})")
-
-    def _support_group(self):
-        """The Support group its migration made (made again from the same list if a test flushed it)."""
-        group = Group.objects.filter(name=SUPPORT_GROUP).first()
-        if group is None:
-            from importlib import import_module
-
-            # Not the migration's function: given the live app registry, it would leave every app without
-            # its models module, and later flushes would then recreate no content types or permissions.
-            role = import_module("accounts.migrations.0004_support_group")
-            group = Group.objects.create(name=SUPPORT_GROUP)
-            for name in role.SUPPORT_PERMISSIONS:
-                app_label, codename = name.split(".")
-                group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        return group
 
     def _user(self, email, password, *, staff, superuser):
         user, _ = User.objects.get_or_create(email=email)
