@@ -18,8 +18,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
+def env_bool(name: str, default: bool, environ=os.environ) -> bool:
+    value = environ.get(name)
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -330,7 +330,7 @@ def media_storages(environ, storages: dict) -> dict:
         "endpoint_url": environ.get("MEDIA_S3_ENDPOINT_URL") or None,  # S3-compatible services
         "custom_domain": environ.get("MEDIA_S3_CUSTOM_DOMAIN") or None,  # a CDN in front of the bucket
         "location": environ.get("MEDIA_S3_PREFIX", "media"),
-        "querystring_auth": (environ.get("MEDIA_S3_SIGNED_URLS") or "0").strip().lower() in {"1", "true", "yes", "on"},
+        "querystring_auth": env_bool("MEDIA_S3_SIGNED_URLS", False, environ),
         "file_overwrite": False,  # random names already; never write over another node's upload
         "default_acl": None,  # the bucket's policy decides who may read
     }

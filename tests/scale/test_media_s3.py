@@ -22,6 +22,7 @@ from portal.models import SiteSettings
 from portal.settings import media_storages
 from tests.accounts.test_avatars import encode, photo
 from tests.factories import RecordedPurchaseFactory
+from tests.security.test_uploads import logo_form_data
 from tests.servers import free_port, loopback_server
 
 pytestmark = pytest.mark.django_db
@@ -122,8 +123,7 @@ def test_an_avatar_goes_to_the_bucket_is_shown_from_it_and_is_deleted_from_it(
 def test_a_logo_stored_by_one_node_is_drawn_by_another_nodes_receipt_pdf(s3_media, creator_client, customer, settings):
     SiteSettings.objects.get_or_create(pk=1)
     site = SiteSettings.objects.get(pk=1)
-    form = creator_client.get("/admin/portal/sitesettings/1/change/").context["adminform"].form
-    data = {key: value for key, value in form.initial.items() if value not in (None, False, "") and key != "logo"}
+    data = logo_form_data(creator_client)
     data["logo"] = io.BytesIO(encode(photo((800, 200)), "PNG"))
     data["logo"].name = "logo.png"
     assert creator_client.post(f"/admin/portal/sitesettings/{site.pk}/change/", data).status_code == 302
