@@ -11,11 +11,19 @@ from django.utils import timezone
 from billing.models import Subscription, SubscriptionStatus
 from purchases.models import Purchase, PurchaseStatus
 
+from .compiled import CompiledQuery
 from .models import AuditEntry, SiteSettings
+
+
+# Read on almost every page, so its SQL is made once (portal/compiled.py).
+_site_settings_row = CompiledQuery(lambda pk: SiteSettings.objects.filter(pk=pk), pk=int)
 
 
 def site_settings_get() -> SiteSettings:
     """Return the one SiteSettings row, creating it with defaults the first time."""
+    rows = _site_settings_row(pk=1)
+    if rows:
+        return rows[0]
     return SiteSettings.objects.get_or_create(pk=1, defaults={"business_name": settings.PORTAL_BUSINESS_NAME})[0]
 
 
