@@ -112,7 +112,9 @@ class CompiledQuery:
             raise ImproperlyConfigured("CompiledQuery: the query can never match (an empty IN list?)") from None
         slots = []
         for name, placeholder in placeholders.items():
-            positions = tuple(i for i, param in enumerate(params) if type(param) is type(placeholder) and param == placeholder)
+            positions = tuple(
+                i for i, param in enumerate(params) if type(param) is type(placeholder) and param == placeholder
+            )
             if not positions:
                 raise ImproperlyConfigured(
                     f"CompiledQuery argument {name!r} does not reach the SQL as a parameter of its own"

@@ -14,7 +14,6 @@ from purchases.models import Purchase, PurchaseStatus
 from .compiled import CompiledQuery
 from .models import AuditEntry, SiteSettings
 
-
 # Read on almost every page, so its SQL is made once (portal/compiled.py).
 _site_settings_row = CompiledQuery(lambda pk: SiteSettings.objects.filter(pk=pk), pk=int)
 

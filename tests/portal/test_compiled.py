@@ -23,7 +23,9 @@ def _field_values(instance) -> dict:
 
 @pytest.mark.django_db
 def test_instances_equal_what_the_orm_loads_related_object_included(django_assert_num_queries):
-    customer = CustomerFactory(full_name="Ada Lovelace", custom_field_values={"cohort": "2026"}, time_zone="Europe/Paris")
+    customer = CustomerFactory(
+        full_name="Ada Lovelace", custom_field_values={"cohort": "2026"}, time_zone="Europe/Paris"
+    )
     expected = User.objects.select_related("customer").get(pk=customer.user.pk)
 
     with django_assert_num_queries(1):
@@ -75,7 +77,9 @@ def test_annotations_string_arguments_and_values_list_rows():
     assert loaded.pk == receipt.purchase.customer.pk and loaded.purchases_count == 1
 
     numbers = CompiledQuery(
-        lambda customer_id: Receipt.objects.filter(purchase__customer_id=customer_id).values_list("number", "issued_at"),
+        lambda customer_id: Receipt.objects.filter(purchase__customer_id=customer_id).values_list(
+            "number", "issued_at"
+        ),
         customer_id=int,
     )
     assert numbers(customer_id=receipt.purchase.customer_id) == [(receipt.number, receipt.issued_at)]
