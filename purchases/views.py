@@ -14,13 +14,11 @@ from .pdf import receipt_filename
 from .pdf import receipt_pdf as render_receipt_pdf
 from .services import PurchaseError, receipt_issue_correction
 
-PURCHASES_PER_PAGE = 20
-
 
 @login_required
 def index(request):
     customer = customer_get_or_create(user=request.user)
-    page = Paginator(selectors.purchases_for_customer(customer=customer), PURCHASES_PER_PAGE).get_page(
+    page = Paginator(selectors.purchases_for_customer(customer=customer), selectors.PURCHASES_PER_PAGE).get_page(
         request.GET.get("page")
     )
     return render(

@@ -95,6 +95,10 @@ def test_an_argument_that_does_not_reach_the_sql_is_refused_when_compiled():
     ignored = CompiledQuery(lambda user_id: User.objects.filter(pk=1), user_id=int)
     with pytest.raises(ImproperlyConfigured, match="'user_id' does not reach the SQL"):
         ignored(user_id=1)
+    # A lookup that rewrites its value (here into a LIKE pattern) does not bind it as given either.
+    rewritten = CompiledQuery(lambda domain: User.objects.filter(email__endswith=domain), domain=str)
+    with pytest.raises(ImproperlyConfigured, match="'domain' does not reach the SQL"):
+        rewritten(domain="@example.com")
 
 
 @pytest.mark.django_db
@@ -109,3 +113,37 @@ def test_what_it_cannot_keep_is_refused():
         CompiledQuery(lambda when: User.objects.filter(last_login=when), when=object)
     with pytest.raises(TypeError):
         user_with_customer(pk=1)
+
+
+@pytest.mark.django_db
+def test_a_sliced_query_binds_offset_and_limit_and_one_compile_serves_every_page():
+    users = sorted(UserFactory.create_batch(5, password=None), key=lambda user: user.pk)
+    newest_first = CompiledQuery(
+        lambda first_id: User.objects.filter(pk__gte=first_id).order_by("-pk"), sliced=True, first_id=int
+    )
+    expected = [user.pk for user in reversed(users)]
+    assert [user.pk for user in newest_first(first_id=users[0].pk, offset=0, limit=2)] == expected[0:2]
+    with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("compiled again")):
+        assert [user.pk for user in newest_first(first_id=users[0].pk, offset=2, limit=2)] == expected[2:4]
+        assert [user.pk for user in newest_first(first_id=users[0].pk, offset=4, limit=2)] == expected[4:5]
+        assert newest_first(first_id=users[0].pk, offset=10, limit=2) == []
+    with pytest.raises(TypeError, match="needs a limit"):
+        newest_first(first_id=users[0].pk)
+    with pytest.raises(TypeError, match="sliced=True"):
+        user_with_customer(user_id=1, limit=1)
+
+
+@pytest.mark.django_db
+def test_a_list_argument_matches_any_of_up_to_its_size_values(django_assert_num_queries):
+    users = UserFactory.create_batch(4, password=None)
+    among = CompiledQuery(lambda ids: User.objects.filter(pk__in=ids).order_by("pk"), ids=(int, 3))
+
+    def emails(ids):
+        return [user.email for user in among(ids=ids)]
+
+    assert emails([users[2].pk, users[0].pk]) == [users[0].email, users[2].email]  # padded to three places
+    assert emails([users[3].pk, users[1].pk, users[0].pk]) == [users[0].email, users[1].email, users[3].email]
+    with django_assert_num_queries(0):
+        assert emails([]) == []
+    with pytest.raises(ValueError, match="at most 3"):
+        emails([user.pk for user in users])
