@@ -75,9 +75,8 @@ def _customer_object(getter, **kwargs):
 @processor_attached_required
 def index(request):
     customer = customer_get_or_create(user=request.user)
-    subscriptions = list(selectors.subscriptions_for_customer(customer=customer))
+    subscriptions = selectors.subscriptions_for_customer(customer=customer)
     cards = selectors.cards_for_customer(customer=customer)
-    paid = selectors.installments_paid(subscriptions=subscriptions)
     cards_by_id = {card.stripe_payment_method_id: card for card in cards}
     default_card = next((card for card in cards if card.is_default), None)
     rows = []
@@ -85,7 +84,7 @@ def index(request):
         offer = subscription.offer
         installments_left = None
         if offer and offer.installments:
-            installments_left = max(offer.installments - paid.get(subscription.stripe_subscription_id, 0), 0)
+            installments_left = max(offer.installments - subscription.payments_recorded, 0)
         rows.append(
             {
                 "subscription": subscription,

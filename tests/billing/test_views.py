@@ -46,6 +46,28 @@ def test_the_page_costs_the_same_queries_for_one_or_many_cards_and_subscriptions
     assert response.content.decode().count("data-subscription=") == 7
 
 
+def test_a_payment_plan_shows_the_instalments_left_counting_only_its_own_payments(billing_client, stripe_customer):
+    from tests.factories import OfferFactory, PurchaseFactory, SubscriptionFactory
+
+    plan = OfferFactory(name="Course in four payments", kind="payment_plan", installments=4, interval="month")
+    subscription = SubscriptionFactory(customer=stripe_customer, offer=plan)
+    for _ in range(3):
+        PurchaseFactory(
+            customer=stripe_customer, offer=plan, stripe_subscription_id=subscription.stripe_subscription_id
+        )
+    PurchaseFactory(customer=stripe_customer, offer=plan, stripe_subscription_id="sub_someone_else")
+    PurchaseFactory(customer=stripe_customer, offer=plan, stripe_subscription_id="")
+    other_plan = SubscriptionFactory(
+        customer=stripe_customer, offer=OfferFactory(kind="payment_plan", installments=3, interval="month")
+    )
+
+    page = billing_client.get("/billing/").content.decode()
+
+    assert "1 instalment left" in page  # 4 less the 3 payments of this subscription
+    assert "3 instalments left" in page  # none paid on the other plan
+    assert other_plan.offer.name in page
+
+
 def test_a_past_due_or_cancelled_subscription_does_not_offer_update_billing(billing_client, live_subscription):
     Subscription.objects.filter(pk=live_subscription.pk).update(status="past_due")
     page = billing_client.get("/billing/").content.decode()
