@@ -321,6 +321,21 @@ def test_the_receipt_pdf_follows_a_contact_change(client_logged_in, customer, pd
     assert old_line1 not in text
 
 
+def test_a_western_european_receipt_pdf_embeds_no_font_and_any_other_embeds_vera(client_logged_in, customer, pdf_text):
+    RecordedPurchaseFactory(customer=customer, offer=OfferFactory(name="Café crème course", price_amount=4900))
+
+    western = client_logged_in.get("/purchases/receipts/R-000001/pdf/").content
+    assert b"/FontFile2" not in western and b"BitstreamVera" not in western  # Helvetica, the readers' own
+    assert len(western) < 10_000
+    assert "Café crème course" in pdf_text(western)
+
+    customer_update_contact(customer=customer, data={"full_name": "Łucja Čapková"}, by=customer.user)
+    other = client_logged_in.get("/purchases/receipts/R-000001/pdf/").content
+    assert b"/FontFile2" in other and b"BitstreamVeraSans" in other  # a subset of Vera is embedded
+    text = pdf_text(other)
+    assert "Łucja Čapková" in text and "Café crème course" in text
+
+
 def test_the_receipt_pdf_dates_are_in_the_customers_time_zone(client_logged_in, customer, pdf_text):
     customer.time_zone = "Asia/Tokyo"
     customer.save()
