@@ -5,8 +5,8 @@ from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 
-from django.db.models import Count, Exists, OuterRef, Prefetch
-from django.shortcuts import get_object_or_404
+from django.db.models import Count, Exists, OuterRef
+from django.http import Http404
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.encoding import force_str
@@ -133,13 +133,37 @@ def products_for_customer(*, customer: Customer) -> list[Product]:
     return _products_granted(customer_id=customer.pk)
 
 
-def receipt_for_customer(*, customer: Customer, number: str, with_corrections: bool = True) -> Receipt:
-    """The customer's receipt by number, or 404 — another customer's number is never found.
+# The receipt page's and PDF's reads, compiled once (portal/compiled.py). The receipt comes with its purchase
+# (for its refunds; its offer is not shown) and the original of a corrected copy (for its number).
+_receipt_of_customer = CompiledQuery(
+    lambda customer_id, number: Receipt.objects.select_related("purchase", "corrects").filter(
+        customer_id=customer_id, number=number
+    ),
+    customer_id=int,
+    number=str,
+)
+_refunds_of_purchase = CompiledQuery(
+    lambda purchase_id: Refund.objects.filter(purchase_id=purchase_id).order_by("created_at", "pk"), purchase_id=int
+)
+_corrections_of_receipt = CompiledQuery(
+    lambda receipt_id: Receipt.objects.filter(corrects_id=receipt_id).only("number", "corrects_id", "issued_at"),
+    receipt_id=int,
+)
 
-    `with_corrections=False` leaves out the corrected copies issued of it, which only the receipt page lists."""
-    prefetches = [Prefetch("purchase__refunds", queryset=Refund.objects.order_by("created_at"))]
-    if with_corrections:
-        prefetches.append(Prefetch("corrections", queryset=Receipt.objects.only("number", "corrects_id", "issued_at")))
-    # The purchase for its refunds (its offer is not shown), the original of a corrected copy for its number.
-    queryset = Receipt.objects.select_related("purchase", "corrects").prefetch_related(*prefetches)
-    return get_object_or_404(queryset, customer=customer, number=number)
+
+def receipt_for_customer(*, customer: Customer, number: str) -> Receipt:
+    """The customer's receipt by number, or 404 — another customer's number is never found."""
+    found = _receipt_of_customer(customer_id=customer.pk, number=number)
+    if not found:
+        raise Http404("No receipt by that number")
+    return found[0]
+
+
+def receipt_refunds(*, receipt: Receipt) -> list[Refund]:
+    """The refunds of the receipt's purchase, oldest first."""
+    return _refunds_of_purchase(purchase_id=receipt.purchase_id)
+
+
+def receipt_corrections(*, receipt: Receipt) -> list[Receipt]:
+    """The corrected copies issued of this receipt (their numbers and dates)."""
+    return _corrections_of_receipt(receipt_id=receipt.pk)

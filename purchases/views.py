@@ -36,13 +36,21 @@ def index(request):
 def receipt(request, number):
     customer = customer_get_or_create(user=request.user)
     receipt = selectors.receipt_for_customer(customer=customer, number=number)
-    return render(request, "purchases/receipt.html", {"receipt": receipt})
+    return render(
+        request,
+        "purchases/receipt.html",
+        {
+            "receipt": receipt,
+            "refunds": selectors.receipt_refunds(receipt=receipt),
+            "corrections": selectors.receipt_corrections(receipt=receipt),
+        },
+    )
 
 
 @login_required
 def receipt_pdf(request, number):
     customer = customer_get_or_create(user=request.user)
-    receipt = selectors.receipt_for_customer(customer=customer, number=number, with_corrections=False)
+    receipt = selectors.receipt_for_customer(customer=customer, number=number)
     response = HttpResponse(
         render_receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf"
     )
