@@ -51,6 +51,20 @@ def test_the_contact_page_shows_editable_fields_as_inputs_and_shown_ones_as_text
     assert "Lead score" not in page and ">87<" not in page  # the creator's own field stays hidden
 
 
+def test_a_field_the_creator_edits_or_adds_shows_on_the_next_page_view(client_logged_in, customer, fields):
+    client_logged_in.get("/settings/contact/")  # the form class for these fields is made and kept
+    fields["company"].label = "Employer"
+    fields["company"].save()
+    CustomField.objects.create(
+        key="team", label="Team", type="text", visible_to_customer=True, editable_by_customer=True
+    )
+
+    page = client_logged_in.get("/settings/contact/").content.decode()
+
+    assert ">Employer:</label>" in page and ">Company:</label>" not in page
+    assert 'name="custom_team"' in page
+
+
 def test_a_customer_saves_their_custom_fields_and_it_is_audited(client_logged_in, customer, fields):
     response = client_logged_in.post(
         "/settings/contact/", {**CONTACT, "custom_company": "Clay Co", "custom_birthday": "1990-05-17"}
