@@ -2,7 +2,10 @@ import re
 from functools import lru_cache
 
 from django import forms
+from django.db.models.fields import BLANK_CHOICE_DASH
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+from django_countries import countries
 
 from portal.forms import LongSelect
 
@@ -62,6 +65,36 @@ class PortalFormMixin:
                     field.validators.append(reject_markup)
 
 
+def country_choices() -> list[tuple[str, str]]:
+    """The address countries in the active language, the empty choice first.
+
+    The same list for each language (the country select then makes its options' markup once per
+    language; django-countries' own list is rebuilt as it is read); accounts.receivers clears the lists when
+    a COUNTRIES_ setting changes."""
+    return _country_choices(get_language())
+
+
+@lru_cache(maxsize=32)
+def _country_choices(language: str | None) -> list[tuple[str, str]]:
+    return [*BLANK_CHOICE_DASH, *((country.code, str(country.name)) for country in countries)]
+
+
+def country_choices_clear() -> None:
+    """Forget the country lists, ours and django-countries' own (which it keeps until told)."""
+    del countries.countries
+    _country_choices.cache_clear()
+
+
+def tax_id_type_choices() -> list[tuple[str, str]]:
+    """The tax ID types in the active language, "None" first: the same list for each language."""
+    return _tax_id_type_choices(get_language())
+
+
+@lru_cache(maxsize=32)
+def _tax_id_type_choices(language: str | None) -> list[tuple[str, str]]:
+    return [("", str(_("None"))), *((tax_type.code, str(tax_type.label)) for tax_type in TAX_ID_TYPES.values())]
+
+
 class ContactForm(PortalFormMixin, forms.ModelForm):
     plain_text_fields = (
         "full_name",
@@ -97,12 +130,15 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
             "region": forms.TextInput(attrs={"autocomplete": "address-level1"}),
             "postal_code": forms.TextInput(attrs={"autocomplete": "postal-code"}),
             "country": LongSelect(attrs={"autocomplete": "country"}),
+            "tax_id_type": LongSelect(),
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "country" in self.fields:
+            self.fields["country"].choices = country_choices
         if "tax_id_type" in self.fields:  # the admin shows them read-only to staff who may only view
-            self.fields["tax_id_type"].choices = [("", _("None"))] + [(t.code, t.label) for t in TAX_ID_TYPES.values()]
+            self.fields["tax_id_type"].choices = tax_id_type_choices
             self.fields["tax_id_value"].help_text = _("Checked against the rules of your address's country.")
         self._post_clean_text()
 

@@ -124,3 +124,22 @@ def test_vat_numbers_are_stored_with_their_country_prefix(customer, type_code, v
 
     assert form.is_valid(), form.errors
     assert form.cleaned_data["tax_id_value"] == stored
+
+
+def _options(form, name) -> list[str]:
+    return [label for _value, label in form.fields[name].widget.choices]
+
+
+def test_the_country_and_tax_id_lists_are_in_the_active_language_and_follow_country_settings(settings):
+    from django.utils import translation
+
+    with translation.override("de"):
+        german = ContactForm()
+        assert "Deutschland" in _options(german, "country") and "Keine" in _options(german, "tax_id_type")
+        assert '<option value="DE">Deutschland</option>' in str(german["country"])
+    english = ContactForm()
+    assert _options(english, "country")[0] == "---------" and "Germany" in _options(english, "country")
+    assert _options(english, "tax_id_type")[:2] == ["None", "EU VAT number"]
+
+    settings.COUNTRIES_ONLY = ["GB", "IE"]
+    assert _options(ContactForm(), "country") == ["---------", "Ireland", "United Kingdom"]
