@@ -95,6 +95,19 @@ def _tax_id_type_choices(language: str | None) -> list[tuple[str, str]]:
     return [("", str(_("None"))), *((tax_type.code, str(tax_type.label)) for tax_type in TAX_ID_TYPES.values())]
 
 
+# Each form copies its fields; a list of 250 translated choices took a tenth of the page to copy, a
+# function giving the active language's list copies for nothing.
+_LONG_CHOICES = {"country": country_choices, "tax_id_type": tax_id_type_choices}
+
+
+def _contact_form_field(model_field, **kwargs):
+    """The model field's form field, its choices given by one of the functions above when it has one."""
+    field = model_field.formfield(**kwargs)
+    if model_field.name in _LONG_CHOICES:
+        field.choices = _LONG_CHOICES[model_field.name]
+    return field
+
+
 class ContactForm(PortalFormMixin, forms.ModelForm):
     plain_text_fields = (
         "full_name",
@@ -109,6 +122,7 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
 
     class Meta:
         model = Customer
+        formfield_callback = _contact_form_field
         fields = [
             "full_name",
             "phone",
@@ -135,10 +149,7 @@ class ContactForm(PortalFormMixin, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if "country" in self.fields:
-            self.fields["country"].choices = country_choices
         if "tax_id_type" in self.fields:  # the admin shows them read-only to staff who may only view
-            self.fields["tax_id_type"].choices = tax_id_type_choices
             self.fields["tax_id_value"].help_text = _("Checked against the rules of your address's country.")
         self._post_clean_text()
 
