@@ -261,7 +261,8 @@ class AvatarForm(forms.Form):
     avatar = forms.FileField(
         label=_("New avatar"),
         help_text=_("JPEG, PNG or WebP, up to 2 MB. We crop it to a square and remove its metadata."),
-        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+        # A plain file input: the avatar is removed by its own button, never "cleared" through this form.
+        widget=forms.FileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
 
     def clean_avatar(self):
