@@ -30,6 +30,9 @@ def test_the_portals_templates_use_the_remembering_tag():
         "{% url 'account_login' as login %}[{{ login }}]",
         "{% url 'no-such-view' as missing %}[{{ missing }}]",
         "{% with name='accounts:profile' %}{% url name %}{% endwith %}",
+        "{% url 'billing:card_default' 3 %}|{% url 'billing:card_default' 4 %}|{% url 'billing:card_default' 3 %}",
+        "{% with number='R-000002' %}{% url 'purchases:receipt' number %}{% endwith %}",
+        "{% url 'purchases:receipt' 'R-1' as a %}{% url 'purchases:receipt' 'R-2' as b %}{{ a }} {{ b }}",
     ],
 )
 def test_it_renders_what_djangos_tag_renders(source):
@@ -37,6 +40,24 @@ def test_it_renders_what_djangos_tag_renders(source):
 
     assert render(source) == django_only.render(Context({}))
     assert render(source) == render(source)  # again, from memory
+
+
+def test_an_argument_that_is_not_a_plain_value_goes_through_djangos_tag_each_time():
+    class Number:
+        def __init__(self, value):
+            self.value = value
+
+        def __str__(self):
+            return self.value
+
+    number = Number("R-000003")
+    first = render("{% url 'purchases:receipt' number %}", {"number": number})
+    number.value = "R-000004"
+
+    assert first == reverse("purchases:receipt", args=["R-000003"])
+    assert render("{% url 'purchases:receipt' number %}", {"number": number}) == reverse(
+        "purchases:receipt", args=["R-000004"]
+    )
 
 
 def test_a_name_that_does_not_resolve_raises_as_with_django():
