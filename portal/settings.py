@@ -112,8 +112,11 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
             ],
-            # {% url %} that remembers the addresses of views without arguments (portal/urltag.py).
+            # {% url %} that remembers the addresses it made (portal/urltag.py).
             "builtins": ["portal.urltag"],
+            # {% load i18n %} loads Django's library with a {% translate %} that remembers constant
+            # messages per language (portal/i18ntag.py).
+            "libraries": {"i18n": "portal.i18ntag"},
         },
     }
 ]
