@@ -120,6 +120,9 @@ TEMPLATES = [
         },
     }
 ]
+# Django warns when a tag library name has two modules; replacing `i18n` above is the point (and
+# portal.i18ntag carries every tag and filter of Django's library).
+SILENCED_SYSTEM_CHECKS = ["templates.W003"]
 
 # ---------------------------------------------------------------------------------------------
 # Database and cache

@@ -100,3 +100,12 @@ def test_a_change_of_translation_settings_forgets_what_was_remembered(settings, 
 
     with translation.override("de"):
         assert template.render({}) == "Optionen"
+
+
+def test_it_carries_every_tag_and_filter_of_djangos_library():
+    from django.templatetags import i18n as django_i18n
+
+    from portal import i18ntag
+
+    assert set(i18ntag.register.tags) == set(django_i18n.register.tags)
+    assert i18ntag.register.filters == django_i18n.register.filters
