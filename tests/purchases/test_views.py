@@ -54,6 +54,22 @@ def test_the_purchases_page_lists_offer_date_amount_and_status(client_logged_in,
     assert 'href="/purchases/receipts/R-000001/"' in row
 
 
+def test_a_row_lists_each_receipt_marks_corrected_copies_and_escapes_names(client_logged_in, customer, frozen_mode):
+    from purchases.services import receipt_issue_correction
+
+    purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(name='<b>Clay & "Code"</b>'))
+    customer_update_contact(customer=customer, data={"full_name": "Zoë Newname"}, by=customer.user)
+    receipt_issue_correction(receipt=purchase.receipts.get(), by=customer.user)
+
+    [row] = rows(client_logged_in.get("/purchases/").content.decode())
+
+    assert "<td>&lt;b&gt;Clay &amp; &quot;Code&quot;&lt;/b&gt;</td>" in row
+    assert (
+        '<a href="/purchases/receipts/R-000001/">R-000001</a><br>'
+        '<a href="/purchases/receipts/R-000002/">R-000002</a> <span class="muted">(corrected copy)</span>'
+    ) in row
+
+
 def test_each_status_has_its_label(client_logged_in, customer):
     paid = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(name="Paid offer"))
     refunded = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(name="Refunded offer"))
