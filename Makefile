@@ -37,7 +37,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-# Re-extract translatable strings into locale/de/LC_MESSAGES/django.po and recompile django.mo (both
+# Re-extract translatable strings into portal/locale/de/LC_MESSAGES/django.po and recompile django.mo (both
 # committed, so CI needs no gettext). Needs GNU gettext: apt-get install gettext.
 messages: install
 	$(BIN)/python manage.py makemessages -l de --no-obsolete --add-location=file \

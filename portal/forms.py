@@ -31,7 +31,7 @@ class PortalFormRenderer(TemplatesSetting):
 
     def __init__(self):
         super().__init__()
-        project = Path(settings.BASE_DIR) / "templates"
+        project = Path(settings.PORTAL_DIR) / "templates"
         attrs = "django/forms/widgets/attrs.html"
         input_tag = (formmarkup.input_tag, "django/forms/widgets/input.html", attrs)
         # Each template with its Python, and every template that Python stands for (its includes too).

@@ -15,6 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Templates, static files and translations live inside the package, so a wheel carries them.
+PORTAL_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
 
 
@@ -100,7 +102,7 @@ SITE_ID = 1
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [PORTAL_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -284,8 +286,8 @@ PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "billing.gateways.stripe.Str
 LANGUAGE_CODE = "en"
 # Each language's own name, so a customer who cannot read the current one still finds theirs.
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
-# locale/<lang>/LC_MESSAGES/django.mo is committed next to its .po (see docs/architecture.md).
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# portal/locale/<lang>/LC_MESSAGES/django.mo is committed next to its .po (see docs/architecture.md).
+LOCALE_PATHS = [PORTAL_DIR / "locale"]
 TIME_ZONE = os.environ.get("PORTAL_DEFAULT_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -296,7 +298,6 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
-STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Avatars are re-encoded on upload and stored under random names, so Django may serve them

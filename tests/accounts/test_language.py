@@ -16,7 +16,7 @@ from portal.models import EmailKind
 from portal.services import site_settings_update
 from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFactory
 
-LOCALE_DIR = Path(settings.BASE_DIR) / "locale" / "de" / "LC_MESSAGES"
+LOCALE_DIR = Path(settings.PORTAL_DIR) / "locale" / "de" / "LC_MESSAGES"
 # %(name)s, %s, %d and a literal %% in python-format strings (blocktranslate turns {{ name }} into %(name)s).
 PLACEHOLDER = re.compile(r"%(?:\([^)]+\))?[-#0 +]*\d*(?:\.\d+)?[sdifr%]")
 HTML_TAG = re.compile(r"<[^>]+>")
