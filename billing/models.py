@@ -88,6 +88,8 @@ class Subscription(models.Model):
     interval = models.CharField(_("interval"), max_length=8, blank=True)
     current_period_end = models.DateTimeField(_("current period ends"), null=True, blank=True)
     cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
+    # The date it is set to end on, when Stripe holds one (it does for period-end cancellations too).
+    cancel_at = models.DateTimeField(_("set to end on"), null=True, blank=True)
     canceled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     paused = models.BooleanField(_("paused"), default=False)
     resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)
@@ -113,6 +115,17 @@ class Subscription(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING) and not self.paused
+
+    @property
+    def ends_at(self):
+        """When a subscription that is set to end will end (None when it renews)."""
+        if self.cancel_at:
+            return self.cancel_at
+        return self.current_period_end if self.cancel_at_period_end else None
+
+    @property
+    def is_set_to_end(self) -> bool:
+        return self.status != SubscriptionStatus.CANCELED and (self.cancel_at_period_end or self.cancel_at is not None)
 
     @property
     def display_status(self) -> str:

@@ -7,6 +7,8 @@ upserts (`subscription_sync`, `customer_cards_sync`, `invoice_record_paid`, `cha
 are shared by our own writes, the webhooks and the sync command.
 """
 
+import hashlib
+import json
 import logging
 import uuid
 from datetime import datetime
@@ -22,15 +24,17 @@ from portal.errors import UserFacingError
 from portal.models import ActorKind
 from portal.selectors import site_settings_get
 from portal.services import audit_record
-from purchases.models import Offer, OfferKind, Purchase, Refund
-from purchases.services import purchase_record, refund_check, refund_record
+from purchases.models import Offer, OfferKind, Purchase, Refund, RefundStatus
+from purchases.services import purchase_record, refund_check, refund_record, refund_status_set
 
 from .gateways.base import (
     Address,
     CustomerDetails,
     GatewayInvoice,
+    GatewayRefund,
     GatewaySetupIntent,
     GatewaySubscription,
+    NotFound,
     get_gateway,
 )
 from .models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
@@ -49,6 +53,9 @@ SUBSCRIPTION_ALREADY_CANCELLING = _("This subscription is already set to end on 
 SUBSCRIPTION_NOT_CANCELLING = _("This subscription is not set to end, so there is nothing to undo.")
 SUBSCRIPTION_NOT_PAUSABLE = _("Only an active subscription can be paused.")
 SUBSCRIPTION_NOT_PAUSED = _("This subscription is not paused.")
+SUBSCRIPTION_STILL_PAUSED = _(
+    "Stripe kept this subscription paused (for example, its payment did not go through). Nothing was changed here."
+)
 PROCESSOR_DETACHED = _("Billing is handled directly by the business at the moment.")
 NO_OFFER_FOR_PRICE = "no offer has the Stripe price %(price)s; set it on the offer in admin, then retry this event"
 
@@ -57,9 +64,22 @@ class BillingError(UserFacingError):
     """A billing rule was broken; the message may be shown to the customer or staff."""
 
 
-def _key(*parts) -> str:
-    """A fresh idempotency key for one attempt at one operation (the SDK reuses it on its retries)."""
-    return ":".join(["portal", *map(str, parts), uuid.uuid4().hex])
+def _key(*parts, attempt: str = "") -> str:
+    """The idempotency key of one intention: what it does, to what, and which attempt it is.
+
+    `attempt` names one intention that may be sent more than once (the id a form carries, a SetupIntent,
+    a queued task): its retries share the key, so the processor applies it once and replays its answer.
+    Without one, every call is a new intention with a key of its own; the SDK still reuses that key on
+    its own network retries. A key is never derived from the target alone, because the same change
+    made again later (card A, B, then A again) is a new intention that an old key would swallow.
+    """
+    return ":".join(["portal", *map(str, parts), attempt or uuid.uuid4().hex])
+
+
+def _digest(value) -> str:
+    """A short fingerprint of what a request sends, so a changed body never reuses a key."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _actor_kind(by) -> str | None:
@@ -102,8 +122,9 @@ def stripe_customer_ensure(*, customer: Customer) -> str:
     with transaction.atomic():
         locked = Customer.objects.select_for_update().get(pk=customer.pk)
         if not locked.stripe_customer_id:
+            details = customer_details(locked)
             created = get_gateway().customer_create(
-                details=customer_details(locked), idempotency_key=f"portal:customer-create:{locked.pk}"
+                details=details, idempotency_key=f"portal:customer-create:{locked.pk}:{_digest(details)}"
             )
             locked.stripe_customer_id = created.id
             locked.save(update_fields=["stripe_customer_id"])
@@ -113,12 +134,19 @@ def stripe_customer_ensure(*, customer: Customer) -> str:
 
 
 def stripe_customer_push(*, customer_id: int, idempotency_key: str) -> bool:
-    """Send the customer's current contact details to the processor; False when there is nothing to push."""
+    """Send the customer's current contact details to the processor; False when there is nothing to push.
+
+    The details are read at each attempt, so the key also names them: a retry of the same details
+    replays, and details changed in between are a new request rather than an idempotency error.
+    """
     customer = Customer.objects.select_related("user").filter(pk=customer_id).first()
     if customer is None or not customer.stripe_customer_id:
         return False  # no processor customer yet: it is created with current details when first needed
+    details = customer_details(customer)
     get_gateway().customer_update(
-        customer_id=customer.stripe_customer_id, details=customer_details(customer), idempotency_key=idempotency_key
+        customer_id=customer.stripe_customer_id,
+        details=details,
+        idempotency_key=f"{idempotency_key}:{_digest(details)}",
     )
     return True
 
@@ -159,10 +187,27 @@ def customer_for_stripe_id(*, stripe_customer_id: str) -> Customer:
 # ---------------------------------------------------------------------------------------------
 
 
-def card_setup_start(*, customer: Customer) -> GatewaySetupIntent:
-    """Open a SetupIntent for the browser to confirm with Stripe.js; nothing is stored yet."""
+# A SetupIntent in one of these states can still be confirmed by the browser, so it is handed out again.
+SETUP_INTENT_OPEN = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+
+
+def card_setup_start(*, customer: Customer, reuse_id: str = "") -> GatewaySetupIntent:
+    """Open a SetupIntent for the browser to confirm with Stripe.js; nothing is stored yet.
+
+    `reuse_id` is the customer's last SetupIntent (the view keeps it in the session): while it is
+    still open it is handed out again rather than minting another, so reloading the card form or
+    trying card after card uses one intent.
+    """
     stripe_id = stripe_customer_ensure(customer=customer)
-    return get_gateway().setup_intent_create(customer_id=stripe_id, idempotency_key=_key("setup", customer.pk))
+    gateway = get_gateway()
+    if reuse_id:
+        try:
+            open_intent = gateway.setup_intent_retrieve(setup_intent_id=reuse_id)
+        except NotFound:
+            open_intent = None
+        if open_intent and open_intent.customer_id == stripe_id and open_intent.status in SETUP_INTENT_OPEN:
+            return open_intent
+    return gateway.setup_intent_create(customer_id=stripe_id, idempotency_key=_key("setup", customer.pk))
 
 
 def _card_mirror(*, customer: Customer, remote, is_default: bool) -> Card:
@@ -192,15 +237,18 @@ def _subscriptions_paying_by_own_card(customer: Customer) -> list[Subscription]:
 
 
 @transaction.atomic
-def card_set_default(*, customer: Customer, payment_method_id: str, by: User | None) -> Card:
+def card_set_default(*, customer: Customer, payment_method_id: str, by: User | None, attempt: str = "") -> Card:
     """Attach the payment method, make it the default for the customer and their live subscriptions, mirror it."""
     customer = Customer.objects.select_for_update().select_related("user").get(pk=customer.pk)
     own_card_subscriptions = _subscriptions_paying_by_own_card(customer)
+    current = customer.cards.filter(is_default=True, stripe_payment_method_id=payment_method_id).first()
+    if current and all(s.default_payment_method_id == payment_method_id for s in own_card_subscriptions):
+        return current  # already the default everywhere (say, a webhook told us a timed-out change landed)
     remote = get_gateway().card_attach_as_default(
         customer_id=stripe_customer_ensure(customer=customer),
         payment_method_id=payment_method_id,
         subscription_ids=[s.stripe_subscription_id for s in own_card_subscriptions],
-        idempotency_key=f"portal:card-default:{customer.pk}:{payment_method_id}",
+        idempotency_key=_key("card-default", customer.pk, payment_method_id, attempt=attempt),
     )
     previous = customer.cards.filter(is_default=True).first()
     card = _card_mirror(customer=customer, remote=remote, is_default=True)
@@ -237,7 +285,10 @@ def card_save_from_setup(*, customer: Customer, setup_intent_id: str, by: User |
         raise BillingError(CARD_SETUP_NOT_FOUND)
     if intent.status != "succeeded" or not intent.payment_method_id:
         raise BillingError(CARD_SETUP_INCOMPLETE)
-    return card_set_default(customer=customer, payment_method_id=intent.payment_method_id, by=by)
+    # One confirmed SetupIntent is one intention: finishing it twice sends the same keys.
+    return card_set_default(
+        customer=customer, payment_method_id=intent.payment_method_id, by=by, attempt=f"{intent.id}"
+    )
 
 
 @transaction.atomic
@@ -299,6 +350,7 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
     before = {
         "status": subscription.status,
         "cancel_at_period_end": subscription.cancel_at_period_end,
+        "cancel_at": subscription.cancel_at,
         "paused": subscription.paused,
     }
     is_new = subscription.pk is None
@@ -311,6 +363,7 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
     subscription.interval = remote.interval
     subscription.current_period_end = remote.current_period_end
     subscription.cancel_at_period_end = remote.cancel_at_period_end
+    subscription.cancel_at = remote.cancel_at
     subscription.canceled_at = remote.canceled_at
     subscription.paused = remote.paused
     subscription.resumes_at = remote.resumes_at
@@ -318,7 +371,7 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
     subscription.synced_at = timezone.now()
     subscription.save()
     after = {k: getattr(subscription, k) for k in before}
-    changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    changes = {k: [_json_value(before[k]), _json_value(after[k])] for k in before if before[k] != after[k]}
     if is_new:
         audit_record(
             action="subscription.created",
@@ -351,8 +404,8 @@ def _subscription_notify(*, subscription: Subscription, before: dict, revision: 
             key=f"subscription_canceled:{sid}",
             context={"offer_name": name},
         )
-    elif subscription.cancel_at_period_end and not before["cancel_at_period_end"]:
-        ends = subscription.current_period_end.isoformat() if subscription.current_period_end else None
+    elif _newly_set_to_end(before=before, subscription=subscription):
+        ends = subscription.ends_at.isoformat() if subscription.ends_at else None
         _email(
             customer=customer,
             kind="subscription_cancel_scheduled",
@@ -374,6 +427,24 @@ def _subscription_notify(*, subscription: Subscription, before: dict, revision: 
             key=f"subscription_resumed:{sid}:{revision}",
             context={"offer_name": name},
         )
+
+
+def _json_value(value):
+    """A value as the audit trail's JSON keeps it (dates as ISO 8601)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _newly_set_to_end(*, before: dict, subscription: Subscription) -> bool:
+    """Set to end now and not before, or set to end on another date than before.
+
+    A subscription ends at its period end (`cancel_at_period_end`) or on a date of its own (`cancel_at`,
+    set in Stripe's dashboard or resolved from `min_period_end`/`max_period_end`); both are an end.
+    """
+    if not (subscription.cancel_at_period_end or subscription.cancel_at):
+        return False
+    if not (before["cancel_at_period_end"] or before["cancel_at"]):
+        return True
+    return not subscription.cancel_at_period_end and before["cancel_at"] != subscription.cancel_at
 
 
 def _subscription_access_end(*, subscription: Subscription) -> int:
@@ -398,8 +469,10 @@ def _lock_subscription(subscription: Subscription) -> Subscription:
 
 
 @transaction.atomic
-def subscription_cancel(*, subscription: Subscription, by: User | None, at_period_end: bool = True) -> Subscription:
-    """Cancel at the end of the paid period (access kept until then) or, for staff, now."""
+def subscription_cancel(
+    *, subscription: Subscription, by: User | None, at_period_end: bool = True, attempt: str = ""
+) -> Subscription:
+    """Cancel at the end of the paid period (access kept until then) or, for staff, now (access ends now)."""
     subscription = _lock_subscription(subscription)
     self_service = by is not None and not by.is_staff
     if self_service and not site_settings_get().self_cancel_enabled:
@@ -408,35 +481,47 @@ def subscription_cancel(*, subscription: Subscription, by: User | None, at_perio
         raise BillingError(SUBSCRIPTION_NOT_CANCELLABLE, {"status": subscription.display_status.lower()})
     gateway = get_gateway()
     if at_period_end or self_service:
-        if subscription.cancel_at_period_end:
-            date = subscription.current_period_end
+        if subscription.is_set_to_end:
+            date = subscription.ends_at
             raise BillingError(SUBSCRIPTION_ALREADY_CANCELLING, {"date": date.date() if date else "-"})
         remote = gateway.subscription_set_cancel_at_period_end(
             subscription_id=subscription.stripe_subscription_id,
             cancel=True,
-            idempotency_key=_key("subscription-cancel-at-period-end", subscription.stripe_subscription_id),
+            idempotency_key=_key(
+                "subscription-cancel-at-period-end", subscription.stripe_subscription_id, attempt=attempt
+            ),
         )
     else:
+        # Ending is final, so one key per subscription: pressing again replays the first answer.
         remote = gateway.subscription_cancel_now(
             subscription_id=subscription.stripe_subscription_id,
             idempotency_key=f"portal:subscription-cancel-now:{subscription.stripe_subscription_id}",
         )
     if self_service:
         customer_record_activity(user_id=by.pk)
-    return subscription_sync(remote=remote, by=by)
+    synced = subscription_sync(remote=remote, by=by)
+    if synced.status == SubscriptionStatus.CANCELED:
+        # "Cancel now" promises that the access it paid for ends now, whatever the mirror held before.
+        _subscription_access_end(subscription=synced)
+    return synced
 
 
 @transaction.atomic
-def subscription_cancel_undo(*, subscription: Subscription, by: User | None) -> Subscription:
-    """Keep a subscription that was set to end at the period end."""
+def subscription_cancel_undo(*, subscription: Subscription, by: User | None, attempt: str = "") -> Subscription:
+    """Keep a subscription that was set to end, at the period end or on a date of its own."""
     subscription = _lock_subscription(subscription)
-    if not subscription.cancel_at_period_end or subscription.status == SubscriptionStatus.CANCELED:
+    if not subscription.is_set_to_end:
         raise BillingError(SUBSCRIPTION_NOT_CANCELLING)
-    remote = get_gateway().subscription_set_cancel_at_period_end(
-        subscription_id=subscription.stripe_subscription_id,
-        cancel=False,
-        idempotency_key=_key("subscription-keep", subscription.stripe_subscription_id),
-    )
+    key = _key("subscription-keep", subscription.stripe_subscription_id, attempt=attempt)
+    gateway = get_gateway()
+    if subscription.cancel_at_period_end:
+        remote = gateway.subscription_set_cancel_at_period_end(
+            subscription_id=subscription.stripe_subscription_id, cancel=False, idempotency_key=key
+        )
+    else:
+        remote = gateway.subscription_cancel_at_clear(
+            subscription_id=subscription.stripe_subscription_id, idempotency_key=key
+        )
     if by is not None and not by.is_staff:
         customer_record_activity(user_id=by.pk)
     return subscription_sync(remote=remote, by=by)
@@ -458,14 +543,47 @@ def subscription_pause(*, subscription: Subscription, by: User | None, resumes_a
 
 @transaction.atomic
 def subscription_resume(*, subscription: Subscription, by: User | None) -> Subscription:
+    """Resume a paused subscription: collection paused, or the subscription itself paused (Stripe's
+    pause endpoint, or a trial that ended without a card), which has an endpoint of its own."""
     subscription = _lock_subscription(subscription)
-    if not subscription.paused:
+    if not subscription.paused and subscription.status != SubscriptionStatus.PAUSED:
         raise BillingError(SUBSCRIPTION_NOT_PAUSED)
     remote = get_gateway().subscription_resume(
         subscription_id=subscription.stripe_subscription_id,
+        status_paused=subscription.status == SubscriptionStatus.PAUSED,
         idempotency_key=_key("subscription-resume", subscription.stripe_subscription_id),
     )
-    return subscription_sync(remote=remote, by=by)
+    synced = subscription_sync(remote=remote, by=by)
+    if synced.paused or synced.status == SubscriptionStatus.PAUSED:
+        raise BillingError(SUBSCRIPTION_STILL_PAUSED)
+    return synced
+
+
+@transaction.atomic
+def customer_processor_deleted(*, stripe_customer_id: str) -> int:
+    """The processor customer was deleted: forget the link, its cards, and end its subscriptions here.
+
+    Stripe cancels a deleted customer's subscriptions; their mirrors end with their access. Purchases
+    and receipts stay. The next card entry creates a new processor customer.
+    """
+    count = 0
+    for customer in Customer.objects.select_for_update().filter(stripe_customer_id=stripe_customer_id):
+        for subscription in customer.subscriptions.select_for_update().exclude(status=SubscriptionStatus.CANCELED):
+            subscription.status = SubscriptionStatus.CANCELED
+            subscription.canceled_at = subscription.canceled_at or timezone.now()
+            subscription.save(update_fields=["status", "canceled_at"])
+            _subscription_access_end(subscription=subscription)
+        customer.cards.all().delete()
+        customer.stripe_customer_id = ""
+        customer.save(update_fields=["stripe_customer_id"])
+        audit_record(
+            action="stripe.customer_deleted",
+            customer=customer,
+            actor_kind=ActorKind.STRIPE,
+            changes={"stripe_customer_id": [stripe_customer_id, ""]},
+        )
+        count += 1
+    return count
 
 
 @transaction.atomic
@@ -496,9 +614,11 @@ def invoice_record_paid(*, invoice: GatewayInvoice) -> Purchase | None:
     existing = Purchase.objects.filter(stripe_invoice_id=invoice.id).first()
     if existing:
         return existing
-    offer = _offer_for_price(invoice.price_id)
+    # The offer is that of the first line whose price is an offer's (an invoice may also carry
+    # prorations, tax or one-off items).
+    offer = next(filter(None, map(_offer_for_price, invoice.price_ids)), None)
     if offer is None:
-        raise BillingError(NO_OFFER_FOR_PRICE % {"price": invoice.price_id or "(none)"})
+        raise BillingError(NO_OFFER_FOR_PRICE % {"price": ", ".join(invoice.price_ids) or "(none)"})
     customer = customer_for_stripe_id(stripe_customer_id=invoice.customer_id)
     try:
         with transaction.atomic():
@@ -509,7 +629,7 @@ def invoice_record_paid(*, invoice: GatewayInvoice) -> Purchase | None:
                 purchased_at=invoice.paid_at,
                 tax_rate=_tax_rate(invoice),
                 stripe_invoice_id=invoice.id,
-                stripe_charge_id=invoice.charge_id,
+                stripe_charge_id=invoice.charge_id,  # from the invoice's expanded payments
                 stripe_payment_intent_id=invoice.payment_intent_id,
                 stripe_subscription_id=invoice.subscription_id,
             )
@@ -560,32 +680,83 @@ def invoice_record_failed(*, invoice: GatewayInvoice) -> None:
     )
 
 
+# Stripe's refund statuses in ours: requires_action waits on the customer, so it is on its way too.
+REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
+}
+
+
+def _refund_status(remote: GatewayRefund) -> str:
+    return REFUND_STATUSES.get(remote.status, RefundStatus.PENDING)
+
+
+def _purchase_for_payment(*, charge_id: str = "", payment_intent_id: str = "") -> Purchase | None:
+    purchases = Purchase.objects.select_related("offer", "customer")
+    if payment_intent_id and (found := purchases.filter(stripe_payment_intent_id=payment_intent_id).first()):
+        return found
+    return purchases.filter(stripe_charge_id=charge_id).first() if charge_id else None
+
+
+def _refund_email(*, refund: Refund, purchase: Purchase) -> None:
+    """Tell the customer what happened to their money, in the words that are true for this refund."""
+    receipt = purchase.receipts.order_by("issued_at", "pk").first()
+    failed = refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED)
+    _email(
+        customer=purchase.customer,
+        kind="refund_failed" if failed else "refund_issued",
+        key=f"{'refund_failed' if failed else 'refund_issued'}:{refund.stripe_refund_id or f'portal-{refund.pk}'}",
+        context={
+            "offer_name": purchase.offer.name,
+            "amount": refund.amount,
+            "currency": purchase.currency,
+            "receipt_number": receipt.number if receipt else "",
+            "status": refund.status,
+            "paid_outside_stripe": not (purchase.stripe_charge_id or purchase.stripe_payment_intent_id),
+        },
+    )
+
+
 @transaction.atomic
-def charge_refunds_sync(*, charge_id: str) -> list[Refund]:
-    """Record the processor's refunds of a charge that we have not recorded yet."""
-    purchase = Purchase.objects.select_related("offer", "customer").filter(stripe_charge_id=charge_id).first()
-    if purchase is None:
+def refund_sync(*, remote: GatewayRefund) -> Refund | None:
+    """Upsert one processor refund: record a new one, or follow it from pending to made or failed."""
+    status = _refund_status(remote)
+    refund = Refund.objects.select_related("purchase").filter(stripe_refund_id=remote.id).first()
+    if refund is not None:
+        if refund.status == status:
+            return refund
+        refund = refund_status_set(refund=refund, status=status, failure_reason=remote.failure_reason)
+        if status in (RefundStatus.FAILED, RefundStatus.CANCELED) or status == RefundStatus.SUCCEEDED:
+            _refund_email(refund=refund, purchase=refund.purchase)
+        return refund
+    purchase = _purchase_for_payment(charge_id=remote.charge_id, payment_intent_id=remote.payment_intent_id)
+    if purchase is None or status not in (RefundStatus.PENDING, RefundStatus.SUCCEEDED):
+        return None  # not a payment of ours, or a refund that never moved money
+    refund = refund_record(
+        purchase=purchase, amount=remote.amount, reason="Stripe", stripe_refund_id=remote.id, status=status
+    )
+    _refund_email(refund=refund, purchase=purchase)
+    return refund
+
+
+def charge_refunds_sync(*, charge_id: str = "", payment_intent_id: str = "") -> list[Refund]:
+    """Record the processor's refunds of one payment that we have not recorded yet, and follow the others."""
+    if _purchase_for_payment(charge_id=charge_id, payment_intent_id=payment_intent_id) is None:
         return []
-    known = set(purchase.refunds.exclude(stripe_refund_id="").values_list("stripe_refund_id", flat=True))
-    recorded = []
-    for remote in get_gateway().refunds_list(charge_id=charge_id):
-        if remote.id in known or remote.status not in ("succeeded", "pending"):
+    remotes = get_gateway().refunds_list(charge_id=charge_id, payment_intent_id=payment_intent_id)
+    known = set(
+        Refund.objects.filter(stripe_refund_id__in=[r.id for r in remotes]).values_list("stripe_refund_id", "status")
+    )
+    changed = []
+    for remote in remotes:
+        if (remote.id, _refund_status(remote)) in known:
             continue
-        refund = refund_record(purchase=purchase, amount=remote.amount, reason="Stripe", stripe_refund_id=remote.id)
-        receipt = purchase.receipts.order_by("issued_at", "pk").first()
-        _email(
-            customer=purchase.customer,
-            kind="refund_issued",
-            key=f"refund_issued:{remote.id}",
-            context={
-                "offer_name": purchase.offer.name,
-                "amount": remote.amount,
-                "currency": purchase.currency,
-                "receipt_number": receipt.number if receipt else "",
-            },
-        )
-        recorded.append(refund)
-    return recorded
+        if refund := refund_sync(remote=remote):
+            changed.append(refund)
+    return changed
 
 
 def customer_sync_from_processor(*, customer: Customer) -> tuple[list[Card], list[Subscription]]:
@@ -602,6 +773,7 @@ def customer_sync_from_processor(*, customer: Customer) -> tuple[list[Card], lis
 
 
 REFUND_NEEDS_REASON = _("Say why you are refunding; the reason is kept with the refund.")
+REFUND_REFUSED = _("Stripe did not make this refund (%(reason)s). Nothing was recorded.")
 
 
 @transaction.atomic
@@ -617,31 +789,28 @@ def purchase_refund(*, purchase: Purchase, amount: int, reason: str, by: User, a
     if not reason.strip():
         raise BillingError(REFUND_NEEDS_REASON)
     refund_check(purchase=purchase, amount=amount)
-    stripe_refund_id = ""
-    if purchase.stripe_charge_id:
-        act = attempt or f"{purchase.amount_refunded}:{amount}"
-        remote = get_gateway().refund_create(
-            charge_id=purchase.stripe_charge_id,
-            amount=amount,
-            reason="requested_by_customer",
-            idempotency_key=f"portal:refund:{purchase.pk}:{act}",
-        )
-        stripe_refund_id = remote.id
-        if known := purchase.refunds.filter(stripe_refund_id=stripe_refund_id).first():
-            return known  # made before an answer was lost, and already recorded from its webhook
-    refund = refund_record(purchase=purchase, amount=amount, reason=reason, by=by, stripe_refund_id=stripe_refund_id)
-    receipt = purchase.receipts.order_by("issued_at", "pk").first()
-    _email(
-        customer=purchase.customer,
-        kind="refund_issued",
-        key=f"refund_issued:{stripe_refund_id or f'portal-{refund.pk}'}",
-        context={
-            "offer_name": purchase.offer.name,
-            "amount": amount,
-            "currency": purchase.currency,
-            "receipt_number": receipt.number if receipt else "",
-        },
+    if not (purchase.stripe_charge_id or purchase.stripe_payment_intent_id):
+        # Paid outside Stripe (added by hand, imported): the business returns the money itself.
+        refund = refund_record(purchase=purchase, amount=amount, reason=reason, by=by)
+        _refund_email(refund=refund, purchase=purchase)
+        return refund
+    act = attempt or f"{purchase.amount_refunded}:{amount}"
+    remote = get_gateway().refund_create(
+        charge_id=purchase.stripe_charge_id,
+        payment_intent_id=purchase.stripe_payment_intent_id,
+        amount=amount,
+        reason="requested_by_customer",
+        idempotency_key=f"portal:refund:{purchase.pk}:{act}",
     )
+    if known := purchase.refunds.filter(stripe_refund_id=remote.id).first():
+        return known  # made before an answer was lost, and already recorded from its webhook
+    status = _refund_status(remote)
+    if status not in (RefundStatus.PENDING, RefundStatus.SUCCEEDED):
+        raise BillingError(REFUND_REFUSED, {"reason": remote.failure_reason or remote.status})
+    refund = refund_record(
+        purchase=purchase, amount=amount, reason=reason, by=by, stripe_refund_id=remote.id, status=status
+    )
+    _refund_email(refund=refund, purchase=purchase)
     return refund
 
 

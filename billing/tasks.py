@@ -3,10 +3,11 @@
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
-from .gateways.base import PaymentError
+from .gateways.base import PaymentError, payment_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ def customer_push(customer_id: int, idempotency_key: str, attempt: int = 1) -> b
     from .services import stripe_customer_push
 
     try:
-        return stripe_customer_push(customer_id=customer_id, idempotency_key=idempotency_key)
+        with payment_deadline(settings.STRIPE_REQUEST_DEADLINE_SECONDS):
+            return stripe_customer_push(customer_id=customer_id, idempotency_key=idempotency_key)
     except PaymentError as error:
         delay = retry_delay(attempt)
         logger.warning(

@@ -1,4 +1,6 @@
 import logging
+import re
+import uuid
 from functools import wraps
 
 from django.conf import settings
@@ -64,6 +66,17 @@ def _attempt(request, action, success):
     return None
 
 
+# The attempt id a form carries: one intention, however often it is submitted (see billing.services._key).
+ATTEMPT_ID = re.compile(r"[0-9a-f]{32}")
+# The customer's last SetupIntent, handed out again while it is open.
+SETUP_INTENT_SESSION_KEY = "billing_setup_intent"
+
+
+def _attempt_id(request) -> str:
+    attempt = request.POST.get("attempt", "")
+    return attempt if ATTEMPT_ID.fullmatch(attempt) else ""
+
+
 def _customer_object(getter, **kwargs):
     try:
         return getter(**kwargs)
@@ -96,7 +109,13 @@ def index(request):
     return render(
         request,
         "billing/index.html",
-        {"cards": cards, "rows": rows, "has_live_subscription": has_live, "single_card": len(cards) == 1},
+        {
+            "cards": cards,
+            "rows": rows,
+            "has_live_subscription": has_live,
+            "single_card": len(cards) == 1,
+            "attempt": uuid.uuid4().hex,
+        },
     )
 
 
@@ -144,9 +163,10 @@ def card_setup(request):
     """Open a SetupIntent for Stripe.js (called by card.js when the customer submits the card form)."""
     customer = customer_get_or_create(user=request.user)
     try:
-        intent = card_setup_start(customer=customer)
+        intent = card_setup_start(customer=customer, reuse_id=request.session.get(SETUP_INTENT_SESSION_KEY, ""))
     except PaymentError as failure:
         return JsonResponse({"error": failure.user_message}, status=503)
+    request.session[SETUP_INTENT_SESSION_KEY] = intent.id
     return JsonResponse({"client_secret": intent.client_secret})
 
 
@@ -158,7 +178,12 @@ def card_make_default(request, pk):
     card = _customer_object(selectors.card_for_customer, customer=customer, pk=pk)
     _attempt(
         request,
-        lambda: card_set_default(customer=customer, payment_method_id=card.stripe_payment_method_id, by=request.user),
+        lambda: card_set_default(
+            customer=customer,
+            payment_method_id=card.stripe_payment_method_id,
+            by=request.user,
+            attempt=_attempt_id(request),
+        ),
         _("Your card ending in %(last4)s is now your default card.") % {"last4": card.last4},
     )
     return redirect("billing:index")
@@ -187,14 +212,18 @@ def subscription_cancel_confirm(request, pk):
     if request.method == "POST":
         _attempt(
             request,
-            lambda: subscription_cancel(subscription=subscription, by=request.user, at_period_end=True),
+            lambda: subscription_cancel(
+                subscription=subscription, by=request.user, at_period_end=True, attempt=_attempt_id(request)
+            ),
             lambda cancelled: (
                 _("Your subscription will end on %(date)s. You keep access until then.")
-                % {"date": _local_date(cancelled.current_period_end)}
+                % {"date": _local_date(cancelled.ends_at)}
             ),
         )
         return redirect("billing:index")
-    return render(request, "billing/subscription_cancel.html", {"subscription": subscription})
+    return render(
+        request, "billing/subscription_cancel.html", {"subscription": subscription, "attempt": uuid.uuid4().hex}
+    )
 
 
 @login_required
@@ -205,7 +234,7 @@ def subscription_keep(request, pk):
     subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
     _attempt(
         request,
-        lambda: subscription_cancel_undo(subscription=subscription, by=request.user),
+        lambda: subscription_cancel_undo(subscription=subscription, by=request.user, attempt=_attempt_id(request)),
         _("Your subscription continues. Nothing more to do."),
     )
     return redirect("billing:index")

@@ -23,8 +23,10 @@ from .models import WebhookEvent, WebhookStatus
 from .services import (
     charge_refunds_sync,
     customer_cards_sync,
+    customer_processor_deleted,
     invoice_record_failed,
     invoice_record_paid,
+    refund_sync,
     subscription_sync,
 )
 
@@ -65,7 +67,19 @@ def _customer_updated(event: WebhookEvent) -> None:
 
 
 def _charge_refunded(event: WebhookEvent) -> None:
-    charge_refunds_sync(charge_id=event.object_id)
+    charge = (event.payload.get("data") or {}).get("object") or {}
+    payment_intent = charge.get("payment_intent")
+    payment_intent_id = payment_intent if isinstance(payment_intent, str) else (payment_intent or {}).get("id", "")
+    charge_refunds_sync(charge_id=event.object_id, payment_intent_id=payment_intent_id or "")
+
+
+def _refund(event: WebhookEvent) -> None:
+    """Created, updated (pending → succeeded) or failed: follow the refund as Stripe has it now."""
+    refund_sync(remote=get_gateway().refund_retrieve(refund_id=event.object_id))
+
+
+def _customer_deleted(event: WebhookEvent) -> None:
+    customer_processor_deleted(stripe_customer_id=event.object_id)
 
 
 HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
@@ -83,6 +97,10 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     "payment_method.automatically_updated": _payment_method,
     "customer.updated": _customer_updated,
     "charge.refunded": _charge_refunded,
+    "refund.created": _refund,
+    "refund.updated": _refund,
+    "refund.failed": _refund,
+    "customer.deleted": _customer_deleted,
 }
 
 

@@ -56,6 +56,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.PAYMENT_FAILED: frozenset({"offer_name", "amount", "currency"}),
     EmailKind.CARD_UPDATE_LINK: frozenset(),
     EmailKind.REFUND_ISSUED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
+    EmailKind.REFUND_FAILED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
     EmailKind.CARD_UPDATED: frozenset({"brand", "last4", "exp_month", "exp_year"}),
     EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: frozenset({"offer_name", "ends_at"}),
     EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
@@ -294,7 +295,14 @@ def _card_update_link_context(customer: Customer, data: dict) -> dict:
 def _refund_issued_context(customer: Customer, data: dict) -> dict:
     number = data.get("receipt_number") or ""
     receipt_url = absolute_url(reverse("purchases:receipt", kwargs={"number": number})) if number else ""
-    return {**_money_context(data), "receipt_number": number, "receipt_url": receipt_url}
+    return {
+        **_money_context(data),
+        "receipt_number": number,
+        "receipt_url": receipt_url,
+        "pending": data.get("status") == "pending",
+        "paid_outside_stripe": bool(data.get("paid_outside_stripe")),
+        "business_email": site_settings_get().business_email,
+    }
 
 
 def _card_updated_context(customer: Customer, data: dict) -> dict:
@@ -323,6 +331,7 @@ _KIND_CONTEXT = {
     EmailKind.PAYMENT_FAILED: _payment_failed_context,
     EmailKind.CARD_UPDATE_LINK: _card_update_link_context,
     EmailKind.REFUND_ISSUED: _refund_issued_context,
+    EmailKind.REFUND_FAILED: _refund_issued_context,
     EmailKind.CARD_UPDATED: _card_updated_context,
     EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: _subscription_context,
     EmailKind.SUBSCRIPTION_CANCELED: _subscription_context,

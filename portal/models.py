@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -53,6 +54,17 @@ class SiteSettings(models.Model):
     def __str__(self):
         return str(_("Site settings"))
 
+    def clean(self):
+        super().clean()
+        if not self.self_cancel_enabled and not self.self_cancel_instructions.strip():
+            raise ValidationError(
+                {
+                    "self_cancel_instructions": _(
+                        "Say how customers can cancel: with self-cancellation off, this is all they are shown."
+                    )
+                }
+            )
+
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
@@ -105,6 +117,7 @@ class EmailKind(models.TextChoices):
     PAYMENT_FAILED = "payment_failed", _("Payment failed")
     CARD_UPDATE_LINK = "card_update_link", _("Card update link")
     REFUND_ISSUED = "refund_issued", _("Refund issued")
+    REFUND_FAILED = "refund_failed", _("Refund failed")
     CARD_UPDATED = "card_updated", _("Card updated")
     SUBSCRIPTION_CANCEL_SCHEDULED = "subscription_cancel_scheduled", _("Subscription cancellation scheduled")
     SUBSCRIPTION_CANCELED = "subscription_canceled", _("Subscription cancelled")

@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "billing.middleware.payment_deadline_middleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
@@ -278,6 +279,10 @@ STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "billing.gateways.stripe.StripeGateway")
+# All Stripe calls of one request or task, retries and waits included, end within this many seconds,
+# so a hanging Stripe ends in the portal's own message well before the web server kills the worker
+# (deploy/gunicorn.conf.py sets the worker timeout above it).
+STRIPE_REQUEST_DEADLINE_SECONDS = float(os.environ.get("STRIPE_REQUEST_DEADLINE_SECONDS", "20"))
 
 # ---------------------------------------------------------------------------------------------
 # Internationalisation

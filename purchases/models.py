@@ -252,6 +252,17 @@ class Receipt(models.Model):
         return [line for line in lines if line]
 
 
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Refunded")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Cancelled")
+
+
+# A refund holds money back from the purchase while it is on its way or made; a failed one gives it back.
+REFUND_COUNTED_STATUSES = (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+
+
 class Refund(models.Model):
     purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="refunds")
     amount = models.PositiveIntegerField(_("amount (minor units)"), validators=[MinValueValidator(1)])
@@ -267,6 +278,9 @@ class Refund(models.Model):
         verbose_name=_("by"),
     )
     stripe_refund_id = models.CharField(_("Stripe refund"), max_length=64, blank=True)
+    # As the processor last said; a refund paid outside Stripe is made when it is recorded.
+    status = models.CharField(_("status"), max_length=10, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED)
+    failure_reason = models.CharField(_("why it failed"), max_length=100, blank=True)
 
     class Meta:
         verbose_name = _("refund")

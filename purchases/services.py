@@ -12,11 +12,22 @@ from accounts.activity import customer_record_activity
 from accounts.models import Customer
 from portal.emails import email_queue
 from portal.errors import UserFacingError
-from portal.models import EmailKind
+from portal.models import ActorKind, EmailKind
 from portal.selectors import site_settings_get
 from portal.services import audit_record
 
-from .models import AccessGrant, Offer, Product, Purchase, PurchaseStatus, Receipt, ReceiptSequence, Refund
+from .models import (
+    REFUND_COUNTED_STATUSES,
+    AccessGrant,
+    Offer,
+    Product,
+    Purchase,
+    PurchaseStatus,
+    Receipt,
+    ReceiptSequence,
+    Refund,
+    RefundStatus,
+)
 from .money import format_money
 
 logger = logging.getLogger(__name__)
@@ -206,11 +217,37 @@ def refund_check(*, purchase: Purchase, amount: int) -> None:
         )
 
 
+def _purchase_refunded_total(purchase: Purchase, delta: int) -> None:
+    purchase.amount_refunded += delta
+    if purchase.status == PurchaseStatus.CANCELLED:
+        pass  # a cancelled purchase stays so; only the refunded total moves
+    elif purchase.amount_refunded == 0:
+        purchase.status = PurchaseStatus.PAID
+    else:
+        purchase.status = (
+            PurchaseStatus.REFUNDED
+            if purchase.amount_refunded == purchase.amount
+            else PurchaseStatus.PARTIALLY_REFUNDED
+        )
+    purchase.save(update_fields=["amount_refunded", "status"])
+
+
 @transaction.atomic
-def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None, stripe_refund_id: str = "") -> Refund:
-    """Record a refund against a purchase; never more than what is left."""
+def refund_record(
+    *,
+    purchase: Purchase,
+    amount: int,
+    reason: str = "",
+    by=None,
+    stripe_refund_id: str = "",
+    status: str = RefundStatus.SUCCEEDED,
+    failure_reason: str = "",
+) -> Refund:
+    """Record a refund against a purchase; a pending or made one never more than what is left."""
     purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-    refund_check(purchase=purchase, amount=amount)
+    counted = status in REFUND_COUNTED_STATUSES
+    if counted:
+        refund_check(purchase=purchase, amount=amount)
     refund = Refund.objects.create(
         purchase=purchase,
         amount=amount,
@@ -218,18 +255,41 @@ def refund_record(*, purchase: Purchase, amount: int, reason: str = "", by=None,
         reason=reason,
         created_by=by,
         stripe_refund_id=stripe_refund_id,
+        status=status,
+        failure_reason=failure_reason,
     )
-    purchase.amount_refunded += amount
-    purchase.status = (
-        PurchaseStatus.REFUNDED if purchase.amount_refunded == purchase.amount else PurchaseStatus.PARTIALLY_REFUNDED
-    )
-    purchase.save(update_fields=["amount_refunded", "status"])
+    if counted:
+        _purchase_refunded_total(purchase, amount)
     audit_record(
         action="purchase.refunded",
         customer=purchase.customer,
         actor=by,
-        changes={"purchase": purchase.pk, "amount": amount, "reason": reason},
+        changes={"purchase": purchase.pk, "amount": amount, "reason": reason, "status": status},
     )
+    return refund
+
+
+@transaction.atomic
+def refund_status_set(*, refund: Refund, status: str, failure_reason: str = "") -> Refund:
+    """Follow the processor's word on a refund: a failed or cancelled one gives its amount back."""
+    refund = Refund.objects.select_for_update().select_related("purchase__customer").get(pk=refund.pk)
+    if refund.status == status:
+        return refund
+    purchase = Purchase.objects.select_for_update().get(pk=refund.purchase_id)
+    was_counted, counted = refund.status in REFUND_COUNTED_STATUSES, status in REFUND_COUNTED_STATUSES
+    if counted and not was_counted:
+        refund_check(purchase=purchase, amount=refund.amount)
+        _purchase_refunded_total(purchase, refund.amount)
+    elif was_counted and not counted:
+        _purchase_refunded_total(purchase, -refund.amount)
+    audit_record(
+        action="refund.status_changed",
+        customer=refund.purchase.customer,
+        actor_kind=ActorKind.STRIPE,
+        changes={"refund": refund.stripe_refund_id or refund.pk, "status": [refund.status, status]},
+    )
+    refund.status, refund.failure_reason = status, failure_reason
+    refund.save(update_fields=["status", "failure_reason"])
     return refund
 
 

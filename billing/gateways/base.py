@@ -3,10 +3,14 @@
 Nothing outside `billing/gateways/` knows which payment processor is behind it.
 """
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -67,6 +71,14 @@ class TemporarilyUnavailable(PaymentError):
     )
 
 
+class DeadlinePassed(TemporarilyUnavailable):
+    """Raised when a request's time for the payment service ran out (retries included); not shown.
+
+    The message says the same as any other outage: whatever may have reached the processor is keyed,
+    so pressing again repeats it rather than doing it twice.
+    """
+
+
 class IdempotencyConflict(PaymentError):
     """Raised when an idempotency key was reused with other parameters; not shown to the customer."""
 
@@ -107,6 +119,7 @@ class GatewayCustomer:
     email: str
     name: str
     default_payment_method_id: str = ""
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,10 +153,28 @@ class GatewaySubscription:
     current_period_end: datetime | None
     cancel_at_period_end: bool
     canceled_at: datetime | None = None
-    paused: bool = False
+    paused: bool = False  # collection paused (pause_collection) or the subscription itself paused
     resumes_at: datetime | None = None
     default_payment_method_id: str = ""
     latest_invoice_id: str = ""
+    cancel_at: datetime | None = None  # the date it is set to end, whether at a period end or not
+
+
+@dataclass(frozen=True)
+class GatewayInvoiceLine:
+    price_id: str
+    amount: int
+    quantity: int = 1
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayInvoicePayment:
+    status: str  # paid, open, canceled …
+    amount_paid: int
+    charge_id: str = ""
+    payment_intent_id: str = ""
+    is_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,11 +186,30 @@ class GatewayInvoice:
     amount_due: int
     currency: str
     subscription_id: str = ""
-    price_id: str = ""
     tax: int = 0
-    charge_id: str = ""
-    payment_intent_id: str = ""
     paid_at: datetime | None = None
+    lines: tuple[GatewayInvoiceLine, ...] = ()
+    payments: tuple[GatewayInvoicePayment, ...] = ()
+
+    @property
+    def price_ids(self) -> list[str]:
+        return [line.price_id for line in self.lines if line.price_id]
+
+    @property
+    def paid_payment(self) -> GatewayInvoicePayment | None:
+        """The payment that settled the invoice: the default one if paid, else the largest paid one."""
+        paid = [payment for payment in self.payments if payment.status == "paid"]
+        if not paid:
+            return None
+        return next((p for p in paid if p.is_default), max(paid, key=lambda p: p.amount_paid))
+
+    @property
+    def charge_id(self) -> str:
+        return self.paid_payment.charge_id if self.paid_payment else ""
+
+    @property
+    def payment_intent_id(self) -> str:
+        return self.paid_payment.payment_intent_id if self.paid_payment else ""
 
 
 @dataclass(frozen=True)
@@ -167,8 +217,10 @@ class GatewayRefund:
     id: str
     amount: int
     currency: str
-    status: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
     charge_id: str = ""
+    payment_intent_id: str = ""
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,7 +230,7 @@ class GatewayEvent:
     object_type: str
     object_id: str
     created: datetime | None
-    payload: dict
+    payload: dict[str, Any]  # the body as Stripe sent it, parsed as plain JSON
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,28 +269,66 @@ class PaymentGateway(Protocol):
         self, *, subscription_id: str, cancel: bool, idempotency_key: str
     ) -> GatewaySubscription: ...
 
+    def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
+
     def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
 
     def subscription_pause(
         self, *, subscription_id: str, resumes_at: datetime | None, idempotency_key: str
     ) -> GatewaySubscription: ...
 
-    def subscription_resume(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
+    def subscription_resume(
+        self, *, subscription_id: str, status_paused: bool, idempotency_key: str
+    ) -> GatewaySubscription: ...
 
     def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice: ...
 
-    def refunds_list(self, *, charge_id: str) -> list[GatewayRefund]: ...
+    def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]: ...
 
-    def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund: ...
+    def refund_retrieve(self, *, refund_id: str) -> GatewayRefund: ...
+
+    def refund_create(
+        self, *, charge_id: str, payment_intent_id: str, amount: int, reason: str, idempotency_key: str
+    ) -> GatewayRefund: ...
 
     def billing_portal_url(self, *, customer_id: str, return_url: str) -> str: ...
 
     def event_construct(self, *, payload: bytes, signature: str, secret: str) -> GatewayEvent: ...
 
 
+# ---------------------------------------------------------------------------------------------
+# One deadline for all processor calls of a request
+# ---------------------------------------------------------------------------------------------
+
+_deadline: ContextVar[float | None] = ContextVar("payment_deadline", default=None)
+
+
+@contextmanager
+def payment_deadline(seconds: float) -> Iterator[None]:
+    """Give every processor call inside this block, retries included, `seconds` in all.
+
+    The request middleware and the task wrapper open one, so a hanging processor ends in our own
+    message well before the web server's worker timeout. Nested blocks keep the earlier deadline.
+    """
+    new = time.monotonic() + seconds
+    current = _deadline.get()
+    token = _deadline.set(new if current is None else min(current, new))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def payment_time_left() -> float | None:
+    """Seconds left for processor calls in this context, or None when no deadline is open."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
 @cache
-def _gateway_class(path: str):
-    return import_string(path)
+def _gateway_class(path: str) -> type[PaymentGateway]:
+    gateway_class: type[PaymentGateway] = import_string(path)
+    return gateway_class
 
 
 def get_gateway() -> PaymentGateway:

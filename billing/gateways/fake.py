@@ -7,6 +7,7 @@ Magic payment-method ids: `pm_card_declined` → CardDeclined, `pm_card_3ds` →
 import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .base import (
     AuthenticationRequired,
@@ -16,9 +17,12 @@ from .base import (
     GatewayCustomer,
     GatewayEvent,
     GatewayInvoice,
+    GatewayInvoiceLine,
+    GatewayInvoicePayment,
     GatewayRefund,
     GatewaySetupIntent,
     GatewaySubscription,
+    InvalidRequest,
     NotFound,
     TemporarilyUnavailable,
 )
@@ -39,18 +43,21 @@ class FakeGateway:
     subscriptions: dict[str, GatewaySubscription] = {}
     refunds: dict[str, GatewayRefund] = {}
     setup_intents: dict[str, GatewaySetupIntent] = {}
+    # The status a new refund gets; a test sets "pending" to see a refund that is not yet made.
+    refund_status = "succeeded"
     invoices: dict[str, GatewayInvoice] = {}
-    calls: list[tuple[str, dict]] = []
+    calls: list[tuple[str, dict[str, Any]]] = []
 
     @classmethod
-    def reset(cls):
+    def reset(cls) -> None:
         cls.customers, cls.cards, cls.subscriptions, cls.refunds, cls.calls = {}, {}, {}, {}, []
         cls.setup_intents, cls.invoices = {}, {}
+        cls.refund_status = "succeeded"
 
-    def _record(self, name, **kwargs):
+    def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
 
-    def _customer(self, customer_id):
+    def _customer(self, customer_id: str) -> GatewayCustomer:
         try:
             return self.customers[customer_id]
         except KeyError:
@@ -103,7 +110,12 @@ class FakeGateway:
     def card_attach_as_default(
         self, *, customer_id: str, payment_method_id: str, subscription_ids: list[str], idempotency_key: str
     ) -> GatewayCard:
-        self._record("card_attach_as_default", customer_id=customer_id, payment_method_id=payment_method_id)
+        self._record(
+            "card_attach_as_default",
+            customer_id=customer_id,
+            payment_method_id=payment_method_id,
+            idempotency_key=idempotency_key,
+        )
         if payment_method_id == "pm_card_declined":
             raise CardDeclined(DECLINE_MESSAGE, code="card_declined")
         if payment_method_id == "pm_card_3ds":
@@ -186,7 +198,7 @@ class FakeGateway:
         self.subscriptions[subscription_id] = subscription
         return subscription
 
-    def subscription_update(self, *, subscription_id: str, **changes) -> GatewaySubscription:
+    def subscription_update(self, *, subscription_id: str, **changes: Any) -> GatewaySubscription:
         """Test helper (not in the protocol): change a subscription as Stripe would on its own."""
         subscription = replace(self.subscription_retrieve(subscription_id=subscription_id), **changes)
         self.subscriptions[subscription_id] = subscription
@@ -198,21 +210,52 @@ class FakeGateway:
         self._record("subscription_pause", subscription_id=subscription_id, resumes_at=resumes_at)
         return self.subscription_update(subscription_id=subscription_id, paused=True, resumes_at=resumes_at)
 
-    def subscription_resume(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
-        self._record("subscription_resume", subscription_id=subscription_id)
-        return self.subscription_update(subscription_id=subscription_id, paused=False, resumes_at=None)
+    def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
+        self._record("subscription_cancel_at_clear", subscription_id=subscription_id)
+        return self.subscription_update(subscription_id=subscription_id, cancel_at=None, cancel_at_period_end=False)
 
-    def invoice_create(self, *, customer_id: str, amount: int, status: str = "paid", **fields) -> GatewayInvoice:
+    def subscription_resume(
+        self, *, subscription_id: str, status_paused: bool, idempotency_key: str
+    ) -> GatewaySubscription:
+        self._record("subscription_resume", subscription_id=subscription_id, status_paused=status_paused)
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        if status_paused != (subscription.status == "paused"):
+            raise InvalidRequest("resume: the subscription is not paused that way")
+        status = "active" if status_paused else subscription.status
+        return self.subscription_update(subscription_id=subscription_id, status=status, paused=False, resumes_at=None)
+
+    def invoice_create(
+        self,
+        *,
+        customer_id: str,
+        amount: int,
+        status: str = "paid",
+        price_id: str = "",
+        charge_id: str | None = None,
+        payment_intent_id: str | None = None,
+        **fields: Any,
+    ) -> GatewayInvoice:
         """Test helper (not in the protocol): an invoice as a subscription renewal would create it."""
+        paid = status == "paid"
+        payments = (
+            GatewayInvoicePayment(
+                status="paid",
+                amount_paid=amount,
+                charge_id=_new_id("ch") if charge_id is None else charge_id,
+                payment_intent_id=_new_id("pi") if payment_intent_id is None else payment_intent_id,
+                is_default=True,
+            ),
+        )
         invoice = GatewayInvoice(
             id=_new_id("in"),
             customer_id=customer_id,
             status=status,
-            amount_paid=amount if status == "paid" else 0,
+            amount_paid=amount if paid else 0,
             amount_due=amount,
             currency=fields.pop("currency", "gbp"),
-            charge_id=fields.pop("charge_id", _new_id("ch")),
-            paid_at=datetime.now(UTC) if status == "paid" else None,
+            paid_at=datetime.now(UTC) if paid else None,
+            lines=(GatewayInvoiceLine(price_id=price_id, amount=amount),) if price_id else (),
+            payments=payments if paid else (),
             **fields,
         )
         self.invoices[invoice.id] = invoice
@@ -224,17 +267,53 @@ class FakeGateway:
         except KeyError:
             raise NotFound(invoice_id) from None
 
-    def refunds_list(self, *, charge_id: str) -> list[GatewayRefund]:
-        return [refund for refund in self.refunds.values() if refund.charge_id == charge_id]
+    def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]:
+        return [
+            refund
+            for refund in self.refunds.values()
+            if (charge_id and refund.charge_id == charge_id)
+            or (payment_intent_id and refund.payment_intent_id == payment_intent_id)
+        ]
 
-    def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund:
-        self._record("refund_create", charge_id=charge_id, amount=amount, idempotency_key=idempotency_key)
-        existing = next((r for key, r in self.refunds.items() if key == idempotency_key), None)
+    def refund_retrieve(self, *, refund_id: str) -> GatewayRefund:
+        refund = next((r for r in self.refunds.values() if r.id == refund_id), None)
+        if refund is None:
+            raise NotFound(refund_id)
+        return refund
+
+    def refund_create(
+        self, *, charge_id: str, payment_intent_id: str, amount: int, reason: str, idempotency_key: str
+    ) -> GatewayRefund:
+        self._record(
+            "refund_create",
+            charge_id=charge_id,
+            payment_intent_id=payment_intent_id,
+            amount=amount,
+            idempotency_key=idempotency_key,
+        )
+        if not (charge_id or payment_intent_id):
+            raise InvalidRequest("a refund needs the charge or payment intent it returns")
+        existing = self.refunds.get(idempotency_key)
         if existing:
             return existing  # an idempotent retry returns the same refund
-        refund = GatewayRefund(id=_new_id("re"), amount=amount, currency="gbp", status="succeeded", charge_id=charge_id)
+        refund = GatewayRefund(
+            id=_new_id("re"),
+            amount=amount,
+            currency="gbp",
+            status=self.refund_status,
+            charge_id=charge_id,
+            payment_intent_id=payment_intent_id,
+        )
         self.refunds[idempotency_key] = refund
         return refund
+
+    def refund_update(self, *, refund_id: str, **changes: Any) -> GatewayRefund:
+        """Test helper (not in the protocol): a refund moves on at the processor (pending → failed …)."""
+        for key, refund in self.refunds.items():
+            if refund.id == refund_id:
+                self.refunds[key] = replace(refund, **changes)
+                return self.refunds[key]
+        raise NotFound(refund_id)
 
     def billing_portal_url(self, *, customer_id: str, return_url: str) -> str:
         return f"https://billing.example.com/p/session/{customer_id}?return={return_url}"

@@ -1,29 +1,48 @@
 """The Stripe gateway: the only module that imports the `stripe` SDK.
 
-Every call has a timeout and bounded retries on network errors (the SDK reuses the same
-idempotency key on each retry), every create or update carries an idempotency key, and every
-SDK error becomes one of our PaymentError classes, logged with context but without card data.
-The mappers read both Stripe's current object shapes and localstripe's older ones (Plans rather
-than Prices, `current_period_end` on the subscription rather than on its items).
+Written against the API version the pinned SDK was generated for (`API_VERSION`, sent with every
+request). Every request goes through `StripeClient` with the SDK's typed params and every answer is
+read through the SDK's typed resource classes, so `make lint` (mypy --strict on this package) fails
+when a parameter or a field does not exist at that version. Includable fields (an invoice's
+`payments`) are asked for with `expand`, because Stripe leaves them out otherwise.
+
+Every create or update carries an idempotency key chosen by the caller from what the request means;
+the SDK reuses it on its own retries. All calls of one request share one deadline
+(`payment_deadline`), retries and waits included. Every SDK error becomes one of our PaymentError
+classes, logged with context but without card data.
 """
 
+import json
 import logging
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from django.conf import settings
+from stripe.params import (
+    CustomerCreateParams,
+    CustomerCreateParamsAddress,
+    CustomerUpdateParams,
+    CustomerUpdateParamsAddress,
+    PlanCreateParams,
+    RefundCreateParams,
+    SubscriptionUpdateParams,
+    SubscriptionUpdateParamsPauseCollection,
+)
 
 from .base import (
     Address,
     AuthenticationRequired,
     CardDeclined,
     CustomerDetails,
+    DeadlinePassed,
     GatewayCard,
     GatewayCustomer,
     GatewayEvent,
     GatewayInvoice,
+    GatewayInvoiceLine,
+    GatewayInvoicePayment,
     GatewayRefund,
     GatewaySetupIntent,
     GatewaySubscription,
@@ -33,179 +52,246 @@ from .base import (
     PaymentError,
     SignatureInvalid,
     TemporarilyUnavailable,
+    payment_time_left,
 )
 
 logger = logging.getLogger(__name__)
 
-# The version the SDK was built for; Stripe answers in this shape whatever the account default.
-API_VERSION = stripe.api_version
-TIMEOUT_SECONDS = 15
+# The version the SDK was generated for; Stripe answers in this shape whatever the account default.
+API_VERSION: str = stripe.api_version
+# One attempt waits at most this long; the request's deadline may cut it shorter.
+TIMEOUT_SECONDS = 10.0
 MAX_NETWORK_RETRIES = 2
 WEBHOOK_TOLERANCE_SECONDS = 300
+# Below this many seconds left, a retry is not started (it could not finish in time).
+MIN_ATTEMPT_SECONDS = 1.0
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+T = TypeVar("T")
 
 
-def _ts(value) -> datetime | None:
+def _ts(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
-def _plain(obj) -> dict:
-    """A StripeObject (or a dict) as a plain dict, for shape-tolerant reading."""
-    if obj is None:
-        return {}
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-
-
-def _id(value) -> str:
-    """An expandable field: an id string, an object with an id, or nothing."""
+def _id(value: "str | stripe.StripeObject | None") -> str:
+    """An expandable field: an id string, an expanded object, or nothing."""
     if not value:
         return ""
     if isinstance(value, str):
         return value
-    return value.get("id", "") if isinstance(value, dict) else getattr(value, "id", "")
+    return str(value["id"]) if "id" in value else ""
+
+
+def _has(obj: stripe.StripeObject, name: str) -> bool:
+    """Whether Stripe sent the field at all (includable fields are absent unless expanded)."""
+    return name in obj and obj[name] is not None
 
 
 # ---------------------------------------------------------------------------------------------
-# Mappers: Stripe objects (either shape) → our dataclasses
+# Mappers: Stripe's typed objects (current shape of API_VERSION) → our dataclasses
 # ---------------------------------------------------------------------------------------------
 
 
-def map_customer(data) -> GatewayCustomer:
-    data = _plain(data)
-    invoice_settings = data.get("invoice_settings") or {}
+def map_customer(customer: stripe.Customer) -> GatewayCustomer:
+    if "deleted" in customer and customer["deleted"]:
+        return GatewayCustomer(id=customer.id, email="", name="", deleted=True)
+    invoice_settings = customer.invoice_settings
     return GatewayCustomer(
-        id=data["id"],
-        email=data.get("email") or "",
-        name=data.get("name") or "",
-        default_payment_method_id=_id(invoice_settings.get("default_payment_method")),
+        id=customer.id,
+        email=customer.email or "",
+        name=customer.name or "",
+        default_payment_method_id=_id(invoice_settings.default_payment_method) if invoice_settings else "",
     )
 
 
-def map_card(data) -> GatewayCard:
-    data = _plain(data)
-    card = data.get("card") or {}
+def map_card(method: stripe.PaymentMethod) -> GatewayCard:
+    card = method.card
     return GatewayCard(
-        id=data["id"],
-        brand=card.get("brand") or card.get("display_brand") or "",
-        last4=card.get("last4") or "",
-        exp_month=int(card.get("exp_month") or 0),
-        exp_year=int(card.get("exp_year") or 0),
-        customer_id=_id(data.get("customer")),
+        id=method.id,
+        brand=card.brand if card else "",
+        last4=card.last4 if card else "",
+        exp_month=card.exp_month if card else 0,
+        exp_year=card.exp_year if card else 0,
+        customer_id=_id(method.customer),
     )
 
 
-def map_setup_intent(data) -> GatewaySetupIntent:
-    data = _plain(data)
+def map_setup_intent(intent: stripe.SetupIntent) -> GatewaySetupIntent:
     return GatewaySetupIntent(
-        id=data["id"],
-        client_secret=data.get("client_secret") or "",
-        status=data.get("status") or "",
-        payment_method_id=_id(data.get("payment_method")),
-        customer_id=_id(data.get("customer")),
+        id=intent.id,
+        client_secret=intent.client_secret or "",
+        status=intent.status,
+        payment_method_id=_id(intent.payment_method),
+        customer_id=_id(intent.customer),
     )
 
 
-def map_subscription(data) -> GatewaySubscription:
-    """Read a subscription in Stripe's current shape or localstripe's older one."""
-    data = _plain(data)
-    items = (data.get("items") or {}).get("data") or []
-    item = items[0] if items else {}
-    price = item.get("price") or item.get("plan") or data.get("plan") or {}
-    recurring = price.get("recurring") or {}
-    amount = price.get("unit_amount")
-    if amount is None:
-        amount = price.get("amount") or 0
-    quantity = item.get("quantity") or data.get("quantity") or 1
-    # Current API: the period lives on each item; older shape (localstripe): on the subscription.
-    period_end = item.get("current_period_end") or data.get("current_period_end")
-    pause = data.get("pause_collection")
+def map_subscription(subscription: stripe.Subscription) -> GatewaySubscription:
+    """One subscription; its amount is the sum of its items, its period that of its first item."""
+    items = subscription.items.data
+    first = items[0] if items else None
+    price = first.price if first else None
+    recurring = price.recurring if price else None
+    amount = sum((item.price.unit_amount or 0) * (item.quantity or 1) for item in items)
+    pause = subscription.pause_collection
     return GatewaySubscription(
-        id=data["id"],
-        customer_id=_id(data.get("customer")),
-        status=data.get("status") or "",
-        amount=int(amount) * int(quantity),
-        currency=(price.get("currency") or data.get("currency") or "").lower(),
-        interval=recurring.get("interval") or price.get("interval") or "",
-        price_id=price.get("id") or "",
-        current_period_end=_ts(period_end),
-        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-        canceled_at=_ts(data.get("canceled_at")),
-        paused=bool(pause) or data.get("status") == "paused",
-        resumes_at=_ts((pause or {}).get("resumes_at")),
-        default_payment_method_id=_id(data.get("default_payment_method")),
-        latest_invoice_id=_id(data.get("latest_invoice")),
+        id=subscription.id,
+        customer_id=_id(subscription.customer),
+        status=subscription.status,
+        amount=amount,
+        currency=(subscription.currency or (price.currency if price else "")).lower(),
+        interval=recurring.interval if recurring else "",
+        price_id=price.id if price else "",
+        current_period_end=_ts(first.current_period_end) if first else None,
+        cancel_at_period_end=subscription.cancel_at_period_end,
+        canceled_at=_ts(subscription.canceled_at),
+        paused=pause is not None or subscription.status == "paused",
+        resumes_at=_ts(pause.resumes_at) if pause else None,
+        default_payment_method_id=_id(subscription.default_payment_method),
+        latest_invoice_id=_id(subscription.latest_invoice),
+        cancel_at=_ts(subscription.cancel_at),
     )
 
 
-def map_invoice(data) -> GatewayInvoice:
-    """Read an invoice in Stripe's current shape (parent, pricing, payments) or the older one."""
-    data = _plain(data)
-    lines = (data.get("lines") or {}).get("data") or []
-    line = lines[0] if lines else {}
-    pricing = (line.get("pricing") or {}).get("price_details") or {}
-    price_id = _id(pricing.get("price")) or _id(line.get("price")) or _id(line.get("plan"))
-    parent = (data.get("parent") or {}).get("subscription_details") or {}
-    subscription_id = _id(data.get("subscription")) or _id(parent.get("subscription"))
-    payments = (data.get("payments") or {}).get("data") or []
-    payment = (payments[0].get("payment") or {}) if payments else {}
-    taxes = data.get("total_taxes")
-    if taxes is not None:
-        tax = sum(int(item.get("amount") or 0) for item in taxes)
-    else:
-        tax = int(data.get("tax") or 0)
+def map_invoice(invoice: stripe.Invoice) -> GatewayInvoice:
+    """An invoice with all its lines and, when `payments` was expanded, all its payments."""
+    lines = []
+    for line in invoice.lines.data:
+        details = line.pricing.price_details if line.pricing else None
+        lines.append(
+            GatewayInvoiceLine(
+                price_id=_id(details.price) if details else "",
+                amount=line.amount,
+                quantity=line.quantity or 1,
+                description=line.description or "",
+            )
+        )
+    payments = []
+    if _has(invoice, "payments") and invoice.payments is not None:
+        for entry in invoice.payments.data:
+            payment = entry.payment  # names only what its `type` is: a charge or a PaymentIntent
+            payments.append(
+                GatewayInvoicePayment(
+                    status=entry.status,
+                    amount_paid=entry.amount_paid or 0,
+                    charge_id=_id(payment.charge) if _has(payment, "charge") else "",
+                    payment_intent_id=_id(payment.payment_intent) if _has(payment, "payment_intent") else "",
+                    is_default=entry.is_default,
+                )
+            )
+    parent = invoice.parent.subscription_details if invoice.parent else None
+    taxes = invoice.total_taxes or []
     return GatewayInvoice(
-        id=data["id"],
-        customer_id=_id(data.get("customer")),
-        status=data.get("status") or "",
-        amount_paid=int(data.get("amount_paid") or 0),
-        amount_due=int(data.get("amount_due") or 0),
-        currency=(data.get("currency") or "").lower(),
-        subscription_id=subscription_id,
-        price_id=price_id,
-        tax=tax,
-        charge_id=_id(data.get("charge")) or _id(payment.get("charge")),
-        payment_intent_id=_id(data.get("payment_intent")) or _id(payment.get("payment_intent")),
-        paid_at=_ts((data.get("status_transitions") or {}).get("paid_at")),
+        id=invoice.id or "",
+        customer_id=_id(invoice.customer),
+        status=invoice.status or "",
+        amount_paid=invoice.amount_paid,
+        amount_due=invoice.amount_due,
+        currency=invoice.currency.lower(),
+        subscription_id=_id(parent.subscription) if parent else "",
+        tax=sum(tax.amount for tax in taxes),
+        paid_at=_ts(invoice.status_transitions.paid_at),
+        lines=tuple(lines),
+        payments=tuple(payments),
     )
 
 
-def map_refund(data) -> GatewayRefund:
-    data = _plain(data)
+def map_refund(refund: stripe.Refund) -> GatewayRefund:
     return GatewayRefund(
-        id=data["id"],
-        amount=int(data.get("amount") or 0),
-        currency=(data.get("currency") or "").lower(),
-        status=data.get("status") or "",
-        charge_id=_id(data.get("charge")),
+        id=refund.id,
+        amount=refund.amount,
+        currency=refund.currency.lower(),
+        status=refund.status or "",
+        charge_id=_id(refund.charge),
+        payment_intent_id=_id(refund.payment_intent),
+        failure_reason=(refund.failure_reason or "") if _has(refund, "failure_reason") else "",
     )
 
 
-def map_event(data) -> GatewayEvent:
-    data = _plain(data)
-    obj = (data.get("data") or {}).get("object") or {}
+def map_event(body: dict[str, Any]) -> GatewayEvent:
+    """The event as Stripe sent it: plain JSON, so it stores as received (no Decimal, no SDK types)."""
+    obj = (body.get("data") or {}).get("object") or {}
     return GatewayEvent(
-        id=data["id"],
-        type=data.get("type") or "",
-        object_type=obj.get("object") or "",
-        object_id=obj.get("id") or "",
-        created=_ts(data.get("created")),
-        payload=data,
+        id=str(body["id"]),
+        type=str(body.get("type") or ""),
+        object_type=str(obj.get("object") or ""),
+        object_id=str(obj.get("id") or ""),
+        created=_ts(body.get("created")),
+        payload=body,
     )
 
 
-def customer_params(details: CustomerDetails) -> dict[str, Any]:
+def customer_create_params(details: CustomerDetails) -> CustomerCreateParams:
     address: Address = details.address
     return {
         "name": details.name,
         "email": details.email,
-        "address": {
-            "line1": address.line1,
-            "line2": address.line2,
-            "city": address.city,
-            "state": address.region,
-            "postal_code": address.postal_code,
-            "country": address.country,
-        },
+        "address": CustomerCreateParamsAddress(
+            line1=address.line1,
+            line2=address.line2,
+            city=address.city,
+            state=address.region,
+            postal_code=address.postal_code,
+            country=address.country,
+        ),
     }
+
+
+def customer_update_params(details: CustomerDetails) -> CustomerUpdateParams:
+    address: Address = details.address
+    return {
+        "name": details.name,
+        "email": details.email,
+        "address": CustomerUpdateParamsAddress(
+            line1=address.line1,
+            line2=address.line2,
+            city=address.city,
+            state=address.region,
+            postal_code=address.postal_code,
+            country=address.country,
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP client: per-attempt timeouts and retries cut to the request's deadline
+# ---------------------------------------------------------------------------------------------
+
+
+class DeadlineRequestsClient(stripe.RequestsClient):
+    """The SDK's requests client, made to respect `payment_deadline` across attempts and waits."""
+
+    def __init__(self, *, timeout: float = TIMEOUT_SECONDS) -> None:
+        super().__init__(timeout=timeout)
+        self._attempt_timeout = timeout
+
+    def _left(self) -> float | None:
+        return payment_time_left()
+
+    # The SDK's own RequestsClient narrows HTTPClient.request the same way; we keep its signature.
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        left = self._left()
+        if left is not None and left <= 0:
+            raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
+                "the request's time for the payment service ran out", should_retry=False
+            )
+        self._timeout = self._attempt_timeout if left is None else max(0.1, min(self._attempt_timeout, left))
+        return super().request(method, url, headers, post_data)
+
+    def _should_retry(
+        self, response: Any, api_connection_error: Any, num_retries: int, max_network_retries: Any
+    ) -> Any:
+        left = self._left()
+        if left is not None and left < MIN_ATTEMPT_SECONDS + self._sleep_time_seconds(num_retries + 1):
+            return False
+        return super()._should_retry(response, api_connection_error, num_retries, max_network_retries)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,20 +300,25 @@ def customer_params(details: CustomerDetails) -> dict[str, Any]:
 
 
 class StripeGateway:
-    def __init__(self, *, api_key: str | None = None, api_base: str | None = None, http_client=None):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        http_client: stripe.HTTPClient | None = None,
+    ) -> None:
         base = api_base if api_base is not None else settings.STRIPE_API_BASE
-        options: dict[str, Any] = {
-            "stripe_version": API_VERSION,
-            "max_network_retries": MAX_NETWORK_RETRIES,
-            "http_client": http_client or stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
-        }
-        if base:
-            options["base_addresses"] = {"api": base}
-        self.client = stripe.StripeClient(api_key or settings.STRIPE_SECRET_KEY, **options)
+        self.client = stripe.StripeClient(
+            api_key or settings.STRIPE_SECRET_KEY,
+            stripe_version=API_VERSION,
+            max_network_retries=MAX_NETWORK_RETRIES,
+            http_client=http_client or DeadlineRequestsClient(),
+            base_addresses={"api": base} if base else {},
+        )
 
-    def _call(self, operation: str, fn, *args, **kwargs):
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
-            return fn(*args, **kwargs)
+            return fn()
         except stripe.CardError as error:
             logger.info("stripe %s: card error %s", operation, error.code)
             if error.code == "authentication_required":
@@ -241,8 +332,15 @@ class StripeGateway:
             if error.http_status == 404 or error.code == "resource_missing":
                 raise NotFound(str(error.user_message or ""), code=error.code or "") from error
             raise InvalidRequest(str(error.user_message or ""), code=error.code or "") from error
-        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        except stripe.APIConnectionError as error:
+            left = payment_time_left()
+            if left is not None and left <= MIN_ATTEMPT_SECONDS:
+                logger.warning("stripe %s: deadline passed", operation)
+                raise DeadlinePassed(str(error.user_message or "")) from error
             logger.warning("stripe %s: unavailable (%s)", operation, type(error).__name__)
+            raise TemporarilyUnavailable(str(error.user_message or "")) from error
+        except stripe.RateLimitError as error:
+            logger.warning("stripe %s: rate limited", operation)
             raise TemporarilyUnavailable(str(error.user_message or "")) from error
         except stripe.APIError as error:
             status = getattr(error, "http_status", None)
@@ -257,247 +355,299 @@ class StripeGateway:
     # Customers -------------------------------------------------------------------------------
 
     def customer_create(self, *, details: CustomerDetails, idempotency_key: str) -> GatewayCustomer:
+        v1 = self.client.v1
         customer = self._call(
             "customer_create",
-            self.client.v1.customers.create,
-            params=customer_params(details),
-            options={"idempotency_key": idempotency_key},
+            lambda: v1.customers.create(
+                params=customer_create_params(details), options={"idempotency_key": idempotency_key}
+            ),
         )
         self._replace_tax_id(customer.id, details, idempotency_key)
         return map_customer(customer)
 
     def customer_update(self, *, customer_id: str, details: CustomerDetails, idempotency_key: str) -> GatewayCustomer:
+        v1 = self.client.v1
         customer = self._call(
             "customer_update",
-            self.client.v1.customers.update,
-            customer_id,
-            params=customer_params(details),
-            options={"idempotency_key": idempotency_key},
+            lambda: v1.customers.update(
+                customer_id, params=customer_update_params(details), options={"idempotency_key": idempotency_key}
+            ),
         )
         self._replace_tax_id(customer_id, details, idempotency_key)
         return map_customer(customer)
 
     def _replace_tax_id(self, customer_id: str, details: CustomerDetails, idempotency_key: str) -> None:
         """Make the customer's tax IDs exactly the one we hold (Stripe keeps a list)."""
-        existing = self._call("tax_ids_list", self.client.v1.customers.tax_ids.list, customer_id)
+        v1 = self.client.v1
+        existing = self._call("tax_ids_list", lambda: v1.customers.tax_ids.list(customer_id))
         wanted = (details.tax_id_type, details.tax_id_value)
         keep = False
         for tax_id in existing.data:
             if (tax_id.type, tax_id.value) == wanted:
                 keep = True
-            else:
-                self._call(
-                    "tax_id_delete",
-                    self.client.v1.customers.tax_ids.delete,
-                    customer_id,
-                    tax_id.id,
-                    options={"idempotency_key": f"{idempotency_key}:tax-delete:{tax_id.id}"},
-                )
+                continue
+            tax_id_id = tax_id.id
+            self._call(
+                "tax_id_delete",
+                lambda tax_id_id=tax_id_id: v1.customers.tax_ids.delete(  # type: ignore[misc]
+                    customer_id, tax_id_id, options={"idempotency_key": f"{idempotency_key}:tax-delete:{tax_id_id}"}
+                ),
+            )
         if details.tax_id_value and not keep:
             try:
                 self._call(
                     "tax_id_create",
-                    self.client.v1.customers.tax_ids.create,
-                    customer_id,
-                    params={"type": details.tax_id_type, "value": details.tax_id_value},
-                    options={"idempotency_key": f"{idempotency_key}:tax-create"},
+                    lambda: v1.customers.tax_ids.create(
+                        customer_id,
+                        params={"type": details.tax_id_type, "value": details.tax_id_value},
+                        options={"idempotency_key": f"{idempotency_key}:tax-create"},
+                    ),
                 )
             except InvalidRequest:
-                # We validated the number ourselves; a type the processor does not take (localstripe knows
-                # only a few) must not stop the customer's name, address, cards or subscriptions.
+                # We validated the number ourselves; a type the processor refuses must not stop the
+                # customer's name, address, cards or subscriptions from being updated.
                 logger.warning("customer %s: processor refused tax ID type %s", customer_id, details.tax_id_type)
 
     def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer:
-        return map_customer(self._call("customer_retrieve", self.client.v1.customers.retrieve, customer_id))
+        v1 = self.client.v1
+        return map_customer(self._call("customer_retrieve", lambda: v1.customers.retrieve(customer_id)))
 
     # Cards -----------------------------------------------------------------------------------
 
     def setup_intent_create(self, *, customer_id: str, idempotency_key: str) -> GatewaySetupIntent:
+        # No payment method types: the account's payment method configuration decides (cards here).
+        v1 = self.client.v1
         intent = self._call(
             "setup_intent_create",
-            self.client.v1.setup_intents.create,
-            params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]},
-            options={"idempotency_key": idempotency_key},
+            lambda: v1.setup_intents.create(
+                params={"customer": customer_id, "usage": "off_session"},
+                options={"idempotency_key": idempotency_key},
+            ),
         )
         return map_setup_intent(intent)
 
     def setup_intent_retrieve(self, *, setup_intent_id: str) -> GatewaySetupIntent:
-        return map_setup_intent(
-            self._call("setup_intent_retrieve", self.client.v1.setup_intents.retrieve, setup_intent_id)
-        )
+        v1 = self.client.v1
+        return map_setup_intent(self._call("setup_intent_retrieve", lambda: v1.setup_intents.retrieve(setup_intent_id)))
 
     def card_attach_as_default(
         self, *, customer_id: str, payment_method_id: str, subscription_ids: list[str], idempotency_key: str
     ) -> GatewayCard:
-        method = self._call("payment_method_retrieve", self.client.v1.payment_methods.retrieve, payment_method_id)
-        payment_method_id = method.id  # a test-mode alias such as pm_card_visa becomes a real method here
-        if _id(_plain(method).get("customer")) != customer_id:  # attach only a method not yet this customer's
+        v1 = self.client.v1
+        method = self._call("payment_method_retrieve", lambda: v1.payment_methods.retrieve(payment_method_id))
+        method_id = method.id  # a test-mode alias such as pm_card_visa becomes a real method here
+        if _id(method.customer) != customer_id:  # attach only a method not yet this customer's
             method = self._call(
                 "payment_method_attach",
-                self.client.v1.payment_methods.attach,
-                payment_method_id,
-                params={"customer": customer_id},
-                options={"idempotency_key": f"{idempotency_key}:attach"},
+                lambda: v1.payment_methods.attach(
+                    method_id,
+                    params={"customer": customer_id},
+                    options={"idempotency_key": f"{idempotency_key}:attach"},
+                ),
             )
         self._call(
             "customer_default_pm",
-            self.client.v1.customers.update,
-            customer_id,
-            params={"invoice_settings": {"default_payment_method": payment_method_id}},
-            options={"idempotency_key": f"{idempotency_key}:default"},
+            lambda: v1.customers.update(
+                customer_id,
+                params={"invoice_settings": {"default_payment_method": method_id}},
+                options={"idempotency_key": f"{idempotency_key}:default"},
+            ),
         )
         for subscription_id in subscription_ids:
             self._call(
                 "subscription_default_pm",
-                self.client.v1.subscriptions.update,
-                subscription_id,
-                params={"default_payment_method": payment_method_id},
-                options={"idempotency_key": f"{idempotency_key}:{subscription_id}"},
+                lambda subscription_id=subscription_id: v1.subscriptions.update(  # type: ignore[misc]
+                    subscription_id,
+                    params={"default_payment_method": method_id},
+                    options={"idempotency_key": f"{idempotency_key}:{subscription_id}"},
+                ),
             )
         return map_card(method)
 
     def card_retrieve(self, *, payment_method_id: str) -> GatewayCard:
-        return map_card(
-            self._call("payment_method_retrieve", self.client.v1.payment_methods.retrieve, payment_method_id)
-        )
+        v1 = self.client.v1
+        return map_card(self._call("payment_method_retrieve", lambda: v1.payment_methods.retrieve(payment_method_id)))
 
     def cards_list(self, *, customer_id: str) -> list[GatewayCard]:
+        v1 = self.client.v1
         methods = self._call(
             "payment_methods_list",
-            self.client.v1.payment_methods.list,
-            params={"customer": customer_id, "type": "card"},
+            lambda: v1.payment_methods.list(params={"customer": customer_id, "type": "card", "limit": 100}),
         )
         return [map_card(method) for method in methods.data]
 
     def card_detach(self, *, payment_method_id: str, idempotency_key: str) -> None:
+        v1 = self.client.v1
         self._call(
             "payment_method_detach",
-            self.client.v1.payment_methods.detach,
-            payment_method_id,
-            options={"idempotency_key": idempotency_key},
+            lambda: v1.payment_methods.detach(payment_method_id, options={"idempotency_key": idempotency_key}),
         )
 
     # Subscriptions ---------------------------------------------------------------------------
 
     def subscription_retrieve(self, *, subscription_id: str) -> GatewaySubscription:
-        return map_subscription(
-            self._call("subscription_retrieve", self.client.v1.subscriptions.retrieve, subscription_id)
-        )
+        v1 = self.client.v1
+        return map_subscription(self._call("subscription_retrieve", lambda: v1.subscriptions.retrieve(subscription_id)))
 
     def subscriptions_list(self, *, customer_id: str) -> list[GatewaySubscription]:
+        v1 = self.client.v1
         subscriptions = self._call(
-            "subscriptions_list", self.client.v1.subscriptions.list, params={"customer": customer_id, "status": "all"}
+            "subscriptions_list",
+            lambda: v1.subscriptions.list(params={"customer": customer_id, "status": "all", "limit": 100}),
         )
         return [map_subscription(subscription) for subscription in subscriptions.data]
+
+    def _subscription_update(
+        self, operation: str, subscription_id: str, params: SubscriptionUpdateParams, idempotency_key: str
+    ) -> GatewaySubscription:
+        v1 = self.client.v1
+        subscription = self._call(
+            operation,
+            lambda: v1.subscriptions.update(
+                subscription_id, params=params, options={"idempotency_key": idempotency_key}
+            ),
+        )
+        return map_subscription(subscription)
 
     def subscription_set_cancel_at_period_end(
         self, *, subscription_id: str, cancel: bool, idempotency_key: str
     ) -> GatewaySubscription:
-        subscription = self._call(
-            "subscription_cancel_at_period_end",
-            self.client.v1.subscriptions.update,
-            subscription_id,
-            params={"cancel_at_period_end": cancel},
-            options={"idempotency_key": idempotency_key},
+        return self._subscription_update(
+            "subscription_cancel_at_period_end", subscription_id, {"cancel_at_period_end": cancel}, idempotency_key
         )
-        return map_subscription(subscription)
+
+    def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
+        """Undo an end date set on its own (`cancel_at`, from the dashboard or a schedule)."""
+        return self._subscription_update(
+            "subscription_cancel_at_clear", subscription_id, {"cancel_at": ""}, idempotency_key
+        )
 
     def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
+        v1 = self.client.v1
         subscription = self._call(
             "subscription_cancel",
-            self.client.v1.subscriptions.cancel,
-            subscription_id,
-            options={"idempotency_key": idempotency_key},
+            lambda: v1.subscriptions.cancel(subscription_id, options={"idempotency_key": idempotency_key}),
         )
         return map_subscription(subscription)
 
     def subscription_pause(
         self, *, subscription_id: str, resumes_at: datetime | None, idempotency_key: str
     ) -> GatewaySubscription:
-        pause: dict[str, Any] = {"behavior": "void"}
+        pause: SubscriptionUpdateParamsPauseCollection = {"behavior": "void"}
         if resumes_at:
             pause["resumes_at"] = int(resumes_at.timestamp())
-        subscription = self._call(
-            "subscription_pause",
-            self.client.v1.subscriptions.update,
-            subscription_id,
-            params={"pause_collection": pause},
-            options={"idempotency_key": idempotency_key},
+        return self._subscription_update(
+            "subscription_pause", subscription_id, {"pause_collection": pause}, idempotency_key
         )
-        return map_subscription(subscription)
 
-    def subscription_resume(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
-        subscription = self._call(
-            "subscription_resume",
-            self.client.v1.subscriptions.update,
-            subscription_id,
-            params={"pause_collection": ""},  # an empty value unsets it
-            options={"idempotency_key": idempotency_key},
+    def subscription_resume(
+        self, *, subscription_id: str, status_paused: bool, idempotency_key: str
+    ) -> GatewaySubscription:
+        """Resume collection, or a subscription whose status is paused (its own endpoint)."""
+        if status_paused:
+            v1 = self.client.v1
+            subscription = self._call(
+                "subscription_resume",
+                lambda: v1.subscriptions.resume(
+                    subscription_id,
+                    params={"billing_cycle_anchor": {"type": "now"}},
+                    options={"idempotency_key": idempotency_key},
+                ),
+            )
+            return map_subscription(subscription)
+        # An empty value unsets pause_collection.
+        return self._subscription_update(
+            "subscription_resume", subscription_id, {"pause_collection": ""}, idempotency_key
         )
-        return map_subscription(subscription)
 
     # Development and demo (not in the protocol: checkout creates these in production) ----------
 
     def demo_plan_ensure(self, *, plan_id: str, product_name: str, amount: int, currency: str, interval: str) -> str:
         """Create a recurring price (a Plan, which localstripe and Stripe test mode both accept) once."""
-        try:
-            return self._call("plan_retrieve", self.client.v1.plans.retrieve, plan_id).id
-        except NotFound:
-            plan = self._call(
-                "plan_create",
-                self.client.v1.plans.create,
-                params={
-                    "id": plan_id,
-                    "amount": amount,
-                    "currency": currency,
-                    "interval": interval,
-                    "product": {"name": product_name},
-                },
-                options={"idempotency_key": f"portal:demo-plan:{plan_id}"},
-            )
-            return plan.id
+        v1 = self.client.v1
+        plans = self._call("plans_list", lambda: v1.plans.list(params={"limit": 100}))
+        if any(plan.id == plan_id for plan in plans.data):
+            return plan_id
+        params: PlanCreateParams = {
+            "id": plan_id,
+            "amount": amount,
+            "currency": currency,
+            "interval": interval,
+            "product": {"name": product_name},
+        }
+        plan = self._call(
+            "plan_create",
+            lambda: v1.plans.create(params=params, options={"idempotency_key": f"portal:demo-plan:{plan_id}"}),
+        )
+        return plan.id
 
     def demo_subscription_create(self, *, customer_id: str, plan_id: str, idempotency_key: str) -> GatewaySubscription:
         """Subscribe a customer as a checkout would, charging their default card."""
+        v1 = self.client.v1
         subscription = self._call(
             "subscription_create",
-            self.client.v1.subscriptions.create,
-            params={"customer": customer_id, "items": [{"plan": plan_id}]},
-            options={"idempotency_key": idempotency_key},
+            lambda: v1.subscriptions.create(
+                params={"customer": customer_id, "items": [{"price": plan_id}]},
+                options={"idempotency_key": idempotency_key},
+            ),
         )
         return map_subscription(subscription)
 
     # Invoices --------------------------------------------------------------------------------
 
     def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice:
-        invoice = map_invoice(self._call("invoice_retrieve", self.client.v1.invoices.retrieve, invoice_id))
-        if not invoice.charge_id and invoice.payment_intent_id:
-            intent = self._call(
-                "payment_intent_retrieve", self.client.v1.payment_intents.retrieve, invoice.payment_intent_id
-            )
-            invoice = replace(invoice, charge_id=_id(_plain(intent).get("latest_charge")))
-        return invoice
+        """The invoice with its payments (an includable field: absent unless expanded)."""
+        v1 = self.client.v1
+        invoice = self._call(
+            "invoice_retrieve", lambda: v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]})
+        )
+        return map_invoice(invoice)
 
     # Refunds, portal, webhooks ---------------------------------------------------------------
 
-    def refund_create(self, *, charge_id: str, amount: int, reason: str, idempotency_key: str) -> GatewayRefund:
-        params: dict[str, Any] = {"charge": charge_id, "amount": amount}
-        if reason in {"duplicate", "fraudulent", "requested_by_customer"}:
+    def refund_create(
+        self, *, charge_id: str, payment_intent_id: str, amount: int, reason: str, idempotency_key: str
+    ) -> GatewayRefund:
+        params: RefundCreateParams = {"amount": amount}
+        if payment_intent_id:
+            params["payment_intent"] = payment_intent_id
+        elif charge_id:
+            params["charge"] = charge_id
+        else:
+            raise InvalidRequest("a refund needs the charge or payment intent it returns")
+        if reason in REFUND_REASONS:
             params["reason"] = reason
+        v1 = self.client.v1
         refund = self._call(
-            "refund_create", self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
+            "refund_create", lambda: v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
         )
         return map_refund(refund)
 
-    def refunds_list(self, *, charge_id: str) -> list[GatewayRefund]:
-        refunds = self._call("refunds_list", self.client.v1.refunds.list, params={"charge": charge_id, "limit": 100})
+    def refund_retrieve(self, *, refund_id: str) -> GatewayRefund:
+        v1 = self.client.v1
+        return map_refund(self._call("refund_retrieve", lambda: v1.refunds.retrieve(refund_id)))
+
+    def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]:
+        v1 = self.client.v1
+        if payment_intent_id:
+            refunds = self._call(
+                "refunds_list", lambda: v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
+            )
+        else:
+            refunds = self._call("refunds_list", lambda: v1.refunds.list(params={"charge": charge_id, "limit": 100}))
         return [map_refund(refund) for refund in refunds.data]
 
     def billing_portal_url(self, *, customer_id: str, return_url: str) -> str:
+        v1 = self.client.v1
         session = self._call(
             "billing_portal_session",
-            self.client.v1.billing_portal.sessions.create,
-            params={"customer": customer_id, "return_url": return_url, "flow_data": {"type": "payment_method_update"}},
+            lambda: v1.billing_portal.sessions.create(
+                params={
+                    "customer": customer_id,
+                    "return_url": return_url,
+                    "flow_data": {"type": "payment_method_update"},
+                }
+            ),
         )
         return session.url
 
@@ -510,7 +660,10 @@ def event_construct(*, payload: bytes, signature: str, secret: str) -> GatewayEv
     if not secret:
         raise SignatureInvalid("no webhook signing secret is configured")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
-    except (stripe.SignatureVerificationError, ValueError) as error:
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, secret, WEBHOOK_TOLERANCE_SECONDS)
+        body = json.loads(payload)
+    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as error:
         raise SignatureInvalid("webhook signature did not verify") from error
-    return map_event(event)
+    if not isinstance(body, dict) or not body.get("id"):
+        raise SignatureInvalid("webhook body is not an event")
+    return map_event(body)

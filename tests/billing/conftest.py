@@ -12,13 +12,25 @@ from billing.gateways.fake import FakeGateway
 from billing.gateways.stripe import StripeGateway
 from tests.servers import free_port, loopback_server
 
-STRIPE_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe" / "fixtures3.json"
+SHAPES = Path(__file__).resolve().parents[1] / "contract" / "shapes"
 
 
 @pytest.fixture(scope="session")
 def stripe_resources() -> dict:
-    """Stripe's own example objects (current API shape), from shared/stripe/."""
-    return json.loads(STRIPE_FIXTURES.read_text())["resources"]
+    """One current-shape object of each kind the recording servers answer with (tests/contract/shapes/)."""
+
+    def shape(name: str) -> dict:
+        return json.loads((SHAPES / f"{name}.json").read_text())
+
+    return {
+        "customer": shape("customer"),
+        "payment_method": shape("payment_method_card"),
+        "setup_intent": shape("setup_intent_requires_payment_method"),
+        "subscription": shape("subscription_active"),
+        "refund": shape("refund_succeeded"),
+        "invoice": shape("invoice_paid_payments_expanded"),
+        "event": shape("event_invoice_paid"),
+    }
 
 
 @pytest.fixture(scope="session")

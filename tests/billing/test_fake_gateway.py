@@ -50,8 +50,12 @@ def test_magic_payment_methods_fail_and_keep_the_old_default(gateway, payment_me
 
 
 def test_a_retried_refund_with_the_same_key_refunds_once(gateway):
-    first = gateway.refund_create(charge_id="ch_1", amount=500, reason="", idempotency_key="refund-1")
-    again = gateway.refund_create(charge_id="ch_1", amount=500, reason="", idempotency_key="refund-1")
+    first = gateway.refund_create(
+        charge_id="ch_1", payment_intent_id="", amount=500, reason="", idempotency_key="refund-1"
+    )
+    again = gateway.refund_create(
+        charge_id="ch_1", payment_intent_id="", amount=500, reason="", idempotency_key="refund-1"
+    )
 
     assert first == again
     assert len(gateway.refunds) == 1

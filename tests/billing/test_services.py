@@ -11,7 +11,7 @@ from billing import services
 from billing.gateways.base import CardDeclined, TemporarilyUnavailable
 from billing.models import Card, Subscription, SubscriptionStatus
 from billing.tasks import customer_push, retry_delay
-from portal.models import AuditEntry, SiteSettings
+from portal.models import AuditEntry, OutboundEmail, SiteSettings
 from purchases.models import AccessGrant, Purchase, Receipt
 from tests.factories import OfferFactory
 
@@ -33,7 +33,8 @@ def test_the_processor_customer_is_created_once_when_first_needed(customer, gate
     created = calls(gateway, "customer_create")
     assert len(created) == 1
     assert created[0]["details"].email == customer.email
-    assert created[0]["idempotency_key"] == f"portal:customer-create:{customer.pk}"
+    # The key names the customer and what is sent, so a retry replays and changed details never clash.
+    assert created[0]["idempotency_key"].startswith(f"portal:customer-create:{customer.pk}:")
 
 
 def test_a_contact_edit_queues_a_push_after_commit_and_the_task_pushes_current_details(
@@ -47,8 +48,15 @@ def test_a_contact_edit_queues_a_push_after_commit_and_the_task_pushes_current_d
     assert customer_push.call(stripe_customer.pk, "portal:customer-push:test") is True
     pushed = calls(gateway, "customer_update")[-1]
     assert pushed["details"].name == "Ada Lovelace"
-    assert pushed["idempotency_key"] == "portal:customer-push:test"
-    assert gateway.customers[stripe_customer.stripe_customer_id].name == "Ada Lovelace"
+    first_key = pushed["idempotency_key"]
+    assert first_key.startswith("portal:customer-push:test:")
+    # The same details again (a retry) reuse the key; changed details get another one, never a clash.
+    customer_push.call(stripe_customer.pk, "portal:customer-push:test")
+    assert calls(gateway, "customer_update")[-1]["idempotency_key"] == first_key
+    customer_update_contact(customer=stripe_customer, data={"full_name": "Ada King"}, by=stripe_customer.user)
+    customer_push.call(stripe_customer.pk, "portal:customer-push:test")
+    assert calls(gateway, "customer_update")[-1]["idempotency_key"] != first_key
+    assert gateway.customers[stripe_customer.stripe_customer_id].name == "Ada King"
 
 
 def test_an_edit_of_fields_the_processor_does_not_hold_queues_nothing(
@@ -323,7 +331,7 @@ def test_refunds_made_at_the_processor_are_recorded_once(live_subscription, stri
         customer_id=stripe_customer.stripe_customer_id, amount=1500, price_id="price_member", charge_id="ch_9"
     )
     purchase = services.invoice_record_paid(invoice=invoice)
-    gateway.refund_create(charge_id="ch_9", amount=500, reason="", idempotency_key="r1")
+    gateway.refund_create(charge_id="ch_9", payment_intent_id="", amount=500, reason="", idempotency_key="r1")
     assert len(services.charge_refunds_sync(charge_id="ch_9")) == 1
     assert services.charge_refunds_sync(charge_id="ch_9") == []
     purchase.refresh_from_db()
@@ -382,3 +390,189 @@ def test_revoking_access_keeps_billing(paid_purchase, live_subscription, gateway
     assert services.purchase_access_revoke(purchase=paid_purchase, by=staff_user) == 1
     assert not AccessGrant.objects.filter(purchase=paid_purchase, revoked_at=None).exists()
     assert gateway.subscriptions[live_subscription.stripe_subscription_id].status == "active"
+
+
+# Telling the truth: refunds, ends, pauses, keys --------------------------------------------------
+
+
+def test_a_refund_stripe_holds_as_pending_is_recorded_pending_then_given_back_when_it_fails(
+    paid_purchase, gateway, staff_user
+):
+    from purchases.models import RefundStatus
+
+    type(gateway).refund_status = "pending"  # every gateway of the test shares the fake's world
+    refund = services.purchase_refund(purchase=paid_purchase, amount=600, reason="Late delivery", by=staff_user)
+    assert refund.status == RefundStatus.PENDING
+    paid_purchase.refresh_from_db()
+    assert paid_purchase.amount_refunded == 600  # held back while on its way
+    issued = OutboundEmail.objects.get(kind="refund_issued")
+    assert issued.context["status"] == "pending"
+
+    failed = gateway.refund_update(
+        refund_id=refund.stripe_refund_id, status="failed", failure_reason="lost_or_stolen_card"
+    )
+    services.refund_sync(remote=failed)
+
+    refund.refresh_from_db()
+    paid_purchase.refresh_from_db()
+    assert (refund.status, refund.failure_reason) == (RefundStatus.FAILED, "lost_or_stolen_card")
+    assert paid_purchase.amount_refunded == 0 and paid_purchase.status == "paid"
+    assert OutboundEmail.objects.filter(kind="refund_failed").count() == 1
+    services.refund_sync(remote=failed)  # the same news again changes nothing and sends nothing
+    assert OutboundEmail.objects.filter(kind="refund_failed").count() == 1
+
+
+def test_a_refund_of_a_purchase_paid_outside_stripe_sends_nothing_to_stripe_and_says_so(customer, gateway, staff_user):
+    from purchases.services import purchase_record
+
+    purchase = purchase_record(customer=customer, offer=OfferFactory(price_amount=2000), amount=2000)
+    services.purchase_refund(purchase=purchase, amount=500, reason="Goodwill", by=staff_user)
+
+    assert calls(gateway, "refund_create") == []
+    email = OutboundEmail.objects.get(kind="refund_issued")
+    assert email.context["paid_outside_stripe"] is True
+
+
+def test_a_purchase_paid_through_a_payment_intent_is_refunded_through_it(
+    live_subscription, stripe_customer, gateway, staff_user
+):
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+        charge_id="",
+        payment_intent_id="pi_only",
+    )
+    purchase = services.invoice_record_paid(invoice=invoice)
+    assert (purchase.stripe_charge_id, purchase.stripe_payment_intent_id) == ("", "pi_only")
+
+    refund = services.purchase_refund(purchase=purchase, amount=1500, reason="Asked", by=staff_user)
+
+    assert calls(gateway, "refund_create")[-1]["payment_intent_id"] == "pi_only"
+    assert refund.stripe_refund_id
+    assert services.charge_refunds_sync(payment_intent_id="pi_only") == []  # its webhook finds it recorded
+
+
+def test_an_invoice_is_recorded_for_the_offer_on_any_of_its_lines(live_subscription, stripe_customer, gateway):
+    from dataclasses import replace
+
+    from billing.gateways.base import GatewayInvoiceLine
+
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1700,
+        subscription_id=live_subscription.stripe_subscription_id,
+    )
+    invoice = replace(
+        invoice,
+        lines=(
+            GatewayInvoiceLine(price_id="price_proration", amount=200),
+            GatewayInvoiceLine(price_id="price_member", amount=1500),
+        ),
+    )
+
+    purchase = services.invoice_record_paid(invoice=invoice)
+
+    assert purchase.offer.stripe_price_id == "price_member" and purchase.amount == 1700
+
+
+def test_a_date_set_in_stripe_shows_as_the_end_and_is_emailed_once(live_subscription, gateway):
+    ends = timezone.now() + timedelta(days=12)
+    remote = gateway.subscription_update(subscription_id=live_subscription.stripe_subscription_id, cancel_at=ends)
+
+    synced = services.subscription_sync(remote=remote)
+    services.subscription_sync(remote=remote)
+
+    assert synced.is_set_to_end and synced.ends_at == ends
+    assert OutboundEmail.objects.filter(kind="subscription_cancel_scheduled").count() == 1
+
+
+def test_keep_undoes_an_end_date_set_in_stripe(live_subscription, gateway, customer):
+    remote = gateway.subscription_update(
+        subscription_id=live_subscription.stripe_subscription_id, cancel_at=timezone.now() + timedelta(days=3)
+    )
+    subscription = services.subscription_sync(remote=remote)
+
+    kept = services.subscription_cancel_undo(subscription=subscription, by=customer.user)
+
+    assert calls(gateway, "subscription_cancel_at_clear") and not kept.is_set_to_end
+
+
+def test_resume_of_a_paused_subscription_uses_stripes_resume_and_it_is_active_again(
+    live_subscription, gateway, staff_user
+):
+    remote = gateway.subscription_update(subscription_id=live_subscription.stripe_subscription_id, status="paused")
+    subscription = services.subscription_sync(remote=remote)
+    assert subscription.display_status == "Paused"
+
+    resumed = services.subscription_resume(subscription=subscription, by=staff_user)
+
+    assert calls(gateway, "subscription_resume")[-1]["status_paused"] is True
+    assert resumed.status == SubscriptionStatus.ACTIVE and resumed.is_active
+
+
+def test_staff_cancel_now_ends_the_access_it_paid_for(paid_purchase, live_subscription, gateway, staff_user):
+    assert AccessGrant.objects.filter(purchase=paid_purchase, revoked_at=None).exists()
+
+    services.subscription_cancel(subscription=live_subscription, by=staff_user, at_period_end=False)
+
+    assert not AccessGrant.objects.filter(customer=paid_purchase.customer, revoked_at=None).exists()
+
+
+def test_making_cards_a_b_then_a_the_default_sends_three_keys(stripe_customer, gateway):
+    for method in ("pm_a", "pm_b", "pm_a"):
+        services.card_set_default(customer=stripe_customer, payment_method_id=method, by=None)
+
+    keys = [call["idempotency_key"] for call in calls(gateway, "card_attach_as_default")]
+    assert len(set(keys)) == 3
+    assert gateway.customers[stripe_customer.stripe_customer_id].default_payment_method_id == "pm_a"
+
+
+def test_one_form_submitted_twice_sends_one_key(stripe_customer, gateway):
+    for _ in range(2):
+        services.card_set_default(customer=stripe_customer, payment_method_id="pm_a", by=None, attempt="f" * 32)
+
+    keys = {call["idempotency_key"] for call in calls(gateway, "card_attach_as_default")}
+    assert len(keys) == 1
+
+
+def test_an_open_setup_intent_is_handed_out_again_instead_of_a_new_one(stripe_customer, gateway):
+    first = services.card_setup_start(customer=stripe_customer)
+    again = services.card_setup_start(customer=stripe_customer, reuse_id=first.id)
+    assert again.id == first.id and len(calls(gateway, "setup_intent_create")) == 1
+
+    gateway.setup_intent_confirm(setup_intent_id=first.id, payment_method_id="pm_done")
+    fresh = services.card_setup_start(customer=stripe_customer, reuse_id=first.id)
+    assert fresh.id != first.id  # a used one is never handed out again
+
+
+def test_a_setup_intent_of_another_customer_is_never_handed_out(stripe_customer, other_customer, gateway):
+    services.stripe_customer_ensure(customer=other_customer)
+    theirs = services.card_setup_start(customer=other_customer)
+
+    mine = services.card_setup_start(customer=stripe_customer, reuse_id=theirs.id)
+
+    assert mine.id != theirs.id and mine.customer_id == stripe_customer.stripe_customer_id
+
+
+def test_a_deleted_stripe_customer_leaves_no_stale_billing(paid_purchase, live_subscription, stripe_customer, gateway):
+    stripe_id = stripe_customer.stripe_customer_id
+
+    assert services.customer_processor_deleted(stripe_customer_id=stripe_id) == 1
+
+    stripe_customer.refresh_from_db()
+    live_subscription.refresh_from_db()
+    assert stripe_customer.stripe_customer_id == "" and not stripe_customer.cards.exists()
+    assert live_subscription.status == SubscriptionStatus.CANCELED
+    assert not AccessGrant.objects.filter(customer=stripe_customer, revoked_at=None).exists()
+    assert Purchase.objects.filter(pk=paid_purchase.pk).exists()  # what was bought and its receipts stay
+
+
+def test_self_cancellation_off_needs_instructions(db):
+    from django.core.exceptions import ValidationError
+
+    settings_row = SiteSettings(self_cancel_enabled=False, self_cancel_instructions="  ")
+    with pytest.raises(ValidationError) as raised:
+        settings_row.clean()
+    assert "self_cancel_instructions" in raised.value.message_dict

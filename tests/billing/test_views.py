@@ -86,7 +86,7 @@ def test_cancel_confirm_page_then_cancel_then_undo(billing_client, live_subscrip
     response = billing_client.post(url, follow=True)
     page = response.content.decode()
     assert "Your subscription will end on" in page
-    assert "Cancels on" in page and "Keep subscription" in page
+    assert "Ends on" in page and "Keep subscription" in page
     assert gateway.subscriptions[live_subscription.stripe_subscription_id].cancel_at_period_end
 
     response = billing_client.post(reverse("billing:subscription_keep", args=[live_subscription.pk]), follow=True)

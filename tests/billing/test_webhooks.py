@@ -189,7 +189,7 @@ def test_charge_refunded_records_the_refund(post_webhook, paid_invoice, gateway)
     from billing.services import invoice_record_paid
 
     invoice_record_paid(invoice=paid_invoice)
-    gateway.refund_create(charge_id="ch_paid", amount=1500, reason="", idempotency_key="r")
+    gateway.refund_create(charge_id="ch_paid", payment_intent_id="", amount=1500, reason="", idempotency_key="r")
     assert post_webhook(stripe_event("charge.refunded", {"id": "ch_paid", "object": "charge"})).status_code == 200
     assert Purchase.objects.get().status == "refunded"
 

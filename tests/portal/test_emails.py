@@ -46,6 +46,10 @@ ALWAYS_KINDS = {
         {"offer_name": "Glaze Recipes ebook", "amount": 400, "currency": "gbp", "receipt_number": "R-000042"},
         ["Glaze Recipes ebook", "£4.00", "R-000042", "http://127.0.0.1:8000/purchases/receipts/R-000042/"],
     ),
+    EmailKind.REFUND_FAILED: (
+        {"offer_name": "Glaze Recipes ebook", "amount": 400, "currency": "gbp", "receipt_number": "R-000042"},
+        ["Glaze Recipes ebook", "£4.00", "did not go through", "help@example.com"],
+    ),
     EmailKind.CARD_UPDATE_LINK: ({}, ["http://127.0.0.1:8000/hub/", "?next=%2Fbilling%2Fcards%2Fnew%2F"]),
     EmailKind.WELCOME: ({}, ["http://127.0.0.1:8000/hub/", "/accounts/login/code/", "/settings/password/"]),
     EmailKind.HUB_LINK: ({}, ["http://127.0.0.1:8000/hub/"]),
@@ -115,6 +119,7 @@ def test_subjects_name_the_event(tokyo_customer):
         EmailKind.SUBSCRIPTION_RESUMED: "Your Studio membership subscription has resumed",
         EmailKind.PAYMENT_FAILED: "Your payment for Studio membership did not go through",
         EmailKind.REFUND_ISSUED: "Your refund of £4.00 for Glaze Recipes ebook",
+        EmailKind.REFUND_FAILED: "Your refund of £4.00 for Glaze Recipes ebook did not go through",
         EmailKind.CARD_UPDATE_LINK: "Update the card you pay Clay & Code Studio with",
         EmailKind.WELCOME: "Welcome to Clay & Code Studio",
         EmailKind.HUB_LINK: "Your sign-in link for Clay & Code Studio",
@@ -422,3 +427,21 @@ def test_a_cancellation_without_an_end_date_still_reads_well(tokyo_customer):
     assert rendered.subject == "Your Studio membership subscription ends at the end of this period"
     assert "ends at the end of the period you paid for" in rendered.text
     assert " on ." not in rendered.text + rendered.html
+
+
+REFUND = {"offer_name": "Glaze Recipes ebook", "amount": 400, "currency": "gbp", "receipt_number": ""}
+
+
+@pytest.mark.parametrize(
+    ("facts", "says", "never"),
+    [
+        ({"status": "succeeded"}, "goes back to the card you paid with", "processing"),
+        ({"status": "pending"}, "Your bank is processing it", "5 to 10 days"),
+        ({"status": "succeeded", "paid_outside_stripe": True}, "You paid us directly", "card"),
+    ],
+)
+def test_a_refund_email_says_what_happened_to_the_money(tokyo_customer, facts, says, never):
+    rendered = email_render(customer=tokyo_customer, kind=EmailKind.REFUND_ISSUED, context={**REFUND, **facts})
+
+    for body in (rendered.text, rendered.html):
+        assert says in body and never not in body

@@ -133,18 +133,23 @@ class FaultServer(Recorder):
             return 200, self.payment_methods[parts[2]], method == "POST"
         if kind == "refunds":
             if method == "POST":
-                refund = {
-                    "id": f"re_faults{len(self.refunds) + 1}",
-                    "object": "refund",
-                    "amount": int(one["amount"]),
-                    "charge": one["charge"],
-                    "currency": "gbp",
-                    "status": "succeeded",
-                }
+                refund = dict(
+                    self.resources["refund"],
+                    id=f"re_faults{len(self.refunds) + 1}",
+                    amount=int(one["amount"]),
+                    charge=one.get("charge"),
+                    payment_intent=one.get("payment_intent"),
+                    currency="gbp",
+                    status="succeeded",
+                )
                 self.refunds.append(refund)
                 return 200, refund, True
-            charge = one.get("charge")
-            return 200, stripe_list([r for r in self.refunds if r["charge"] == charge]), False
+            if len(parts) == 3:
+                found = [r for r in self.refunds if r["id"] == parts[2]]
+                return 200, found[0], False
+            wanted = {key: one[key] for key in ("charge", "payment_intent") if key in one}
+            matching = [r for r in self.refunds if all(r.get(key) == value for key, value in wanted.items())]
+            return 200, stripe_list(matching), False
         return (
             404,
             {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such object"}},

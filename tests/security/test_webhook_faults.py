@@ -147,7 +147,9 @@ def scenario(world, gateway, webhook_secret):
             charge_id=f"ch_r{next(counter)}",
         )
         purchase = invoice_record_paid(invoice=invoice)
-        gateway.refund_create(charge_id=invoice.charge_id, amount=500, reason="", idempotency_key=f"r{invoice.id}")
+        gateway.refund_create(
+            charge_id=invoice.charge_id, payment_intent_id="", amount=500, reason="", idempotency_key=f"r{invoice.id}"
+        )
         body = stripe_event("charge.refunded", {"id": invoice.charge_id, "object": "charge"})
         return body, lambda: Refund.objects.filter(purchase=purchase).count()
 
