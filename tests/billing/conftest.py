@@ -10,7 +10,13 @@ import pytest
 
 from billing.gateways.fake import FakeGateway
 from billing.gateways.stripe import StripeGateway
+from tests.contract import conftest as contract_fixtures
 from tests.servers import free_port, loopback_server
+
+# The Stripe stand-in of tests/contract, shared rather than copied.
+standin_server = contract_fixtures.standin_server
+standin = contract_fixtures.standin
+standin_gateway = contract_fixtures.standin_gateway
 
 SHAPES = Path(__file__).resolve().parents[1] / "contract" / "shapes"
 

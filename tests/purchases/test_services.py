@@ -224,7 +224,12 @@ def test_a_partial_refund_records_the_refund_and_marks_the_purchase_partly_refun
     )
     entry = AuditEntry.objects.get(action="purchase.refunded")
     assert (entry.customer, entry.actor) == (customer, staff_user)
-    assert entry.changes == {"purchase": purchase.pk, "amount": 900, "reason": "Damaged download", "status": "succeeded"}
+    assert entry.changes == {
+        "purchase": purchase.pk,
+        "amount": 900,
+        "reason": "Damaged download",
+        "status": "succeeded",
+    }
 
 
 def test_refunding_what_is_left_marks_the_purchase_refunded(customer):

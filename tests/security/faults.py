@@ -1,6 +1,6 @@
 """A loopback Stripe that misbehaves on command, and a gateway pointed at it.
 
-It extends the recording server of tests/billing/test_stripe_requests.py: it keeps a little state
+It is a small recording server that keeps a little state
 (one subscription, the customer's cards and default, refunds), honours idempotency keys as Stripe does
 (the same key replays the first answer; the same key with other parameters is a 409
 `idempotency_error`), and fails the requests a rule names:
@@ -19,18 +19,83 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import stripe
 
 from billing.gateways.stripe import StripeGateway
-from tests.billing.test_stripe_requests import Handler, Recorder
 
 CUSTOMER_ID = "cus_faults"
 SUBSCRIPTION_ID = "sub_faults"
 CHARGE_ID = "ch_faults"
 CLIENT_TIMEOUT = 0.2  # seconds the client waits for an answer
 SERVER_STALL = 0.5  # seconds a `timeout` rule holds its answer
+
+
+class Recorder(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, resources):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.resources = resources
+        self.requests: list[dict] = []
+        self.fail_next = 0  # answer this many requests with a retryable 500 first
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        server: Recorder = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        server.requests.append(
+            {
+                "method": self.command,
+                "path": self.path.split("?")[0],
+                "params": parse_qs(body, keep_blank_values=True),
+                "idempotency_key": self.headers.get("Idempotency-Key"),
+                "version": self.headers.get("Stripe-Version"),
+            }
+        )
+        if server.fail_next:
+            server.fail_next -= 1
+            self._send(500, {"error": {"type": "api_error", "message": "boom"}}, retry=True)
+            return
+        self._send(200, self._object_for(self.path))
+
+    def _object_for(self, path):
+        resources = self.server.resources
+        parts = path.split("?")[0].strip("/").split("/")
+        kind = parts[1]
+        if kind == "customers" and len(parts) > 3 and parts[3] == "tax_ids":
+            return {"object": "list", "data": [], "has_more": False, "url": path}
+        mapping = {
+            "customers": "customer",
+            "payment_methods": "payment_method",
+            "subscriptions": "subscription",
+            "setup_intents": "setup_intent",
+            "refunds": "refund",
+        }
+        obj = dict(resources[mapping[kind]])
+        if kind == "payment_methods":
+            obj.update(id=parts[2], customer="cus_recorded")
+        return obj
+
+    def _send(self, status, payload, retry=False):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Request-Id", "req_recorded")
+        if retry:
+            self.send_header("Stripe-Should-Retry", "true")
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _answer
 
 
 @dataclass
