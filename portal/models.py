@@ -54,6 +54,10 @@ class SiteSettings(models.Model):
     def __str__(self):
         return str(_("Site settings"))
 
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
     def clean(self):
         super().clean()
         if not self.self_cancel_enabled and not self.self_cancel_instructions.strip():
@@ -64,10 +68,6 @@ class SiteSettings(models.Model):
                     )
                 }
             )
-
-    def save(self, *args, **kwargs):
-        self.pk = 1
-        super().save(*args, **kwargs)
 
     @property
     def is_frozen(self) -> bool:
