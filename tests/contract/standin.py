@@ -482,6 +482,12 @@ class StripeStandin:
                 _Fault(re.compile(path), method, times, seconds=min(seconds, MAX_HANG_SECONDS), after_apply=after_apply)
             )
 
+    def release(self) -> None:
+        """Let go of every request still hanging (its answer is dropped) and forget the faults not yet used."""
+        with self._lock:
+            self._faults.clear()
+        self._release_hangs()
+
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -790,13 +796,21 @@ class StripeStandin:
             return self._customer_create({"email": email, "name": name})["id"]
 
     def card_create(
-        self, *, customer: str | None = None, card: str = "visa", exp_month: int = 12, exp_year: int = 2034
-    ):
-        """A card PaymentMethod, attached to `customer` when given (not made its default)."""
+        self,
+        *,
+        customer: str | None = None,
+        card: str = "visa",
+        default: bool = False,
+        exp_month: int = 12,
+        exp_year: int = 2034,
+    ) -> str:
+        """A card PaymentMethod, attached to `customer` when given, and made its default when asked."""
         with self._lock:
             method = self._card_new(card, exp_month=exp_month, exp_year=exp_year)
             if customer:
                 self._attach(method["id"], customer, param="customer")
+            if default:
+                self.objects[customer]["invoice_settings"]["default_payment_method"] = method["id"]
             return method["id"]
 
     def setup_intent_confirm(self, setup_intent_id: str, *, card: str = "visa", outcome: str = "succeeded") -> str:
@@ -882,6 +896,18 @@ class StripeStandin:
             snapshot = self._render(self._get(customer_id, "customer"))
             self._customer_delete({}, customer_id)
             return snapshot
+
+    def paid_by(self, invoice_id: str) -> tuple[str, str]:
+        """The PaymentIntent and charge of the payment that paid an invoice."""
+        with self._lock:
+            (payment,) = self._of_kind("invoice_payment", invoice=invoice_id, status="paid")
+            intent_id = payment["payment"]["payment_intent"]
+            return intent_id, self.objects[intent_id]["latest_charge"]
+
+    def refund_create(self, *, charge: str, amount: int) -> str:
+        """Refund part of a charge as the Dashboard would (pending or not per next_refund_status)."""
+        with self._lock:
+            return self._refund_create({"charge": charge, "amount": str(amount)})["id"]
 
     def refund_settle(self, refund_id: str, *, status: str, failure_reason: str = "") -> dict:
         """Move a pending refund to succeeded or failed, as the card network would; return previous_attributes."""
