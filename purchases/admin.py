@@ -62,7 +62,16 @@ class AccessGrantInline(ReadOnlyInline):
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = ["amount", "currency", "reason", "created_at", "created_by", "stripe_refund_id"]
+    fields = [
+        "amount",
+        "currency",
+        "status",
+        "failure_reason",
+        "reason",
+        "created_at",
+        "created_by",
+        "stripe_refund_id",
+    ]
 
 
 @admin.register(Purchase)

@@ -147,7 +147,13 @@ def _layout(*, receipt: Receipt, site, left: float, right: float, top: float) ->
         totals.append((label, receipt.tax_amount, False))
     totals.append((_("Total"), receipt.total, True))
     for refund in receipt_refunds(receipt=receipt):
-        totals.append((_("Refunded %(date)s") % {"date": _date(refund.created_at)}, -refund.amount, False))
+        if refund.status == "pending":
+            label = _("Refund on its way (started %(date)s)") % {"date": _date(refund.created_at)}
+        elif refund.status == "succeeded":
+            label = _("Refunded %(date)s") % {"date": _date(refund.created_at)}
+        else:
+            continue  # a refund that did not go through returned nothing
+        totals.append((label, -refund.amount, False))
     y -= 4 * mm
     for label, amount, bold in totals:
         y -= 6 * mm

@@ -235,6 +235,27 @@ def test_the_receipt_page_shows_business_billing_lines_tax_total_and_refunds(cli
     assert 'href="/purchases/receipts/R-000001/pdf/"' in html
 
 
+def test_the_receipt_says_which_refunds_are_on_their_way_and_which_did_not_go_through(client_logged_in, customer):
+    from purchases.services import refund_status_set
+
+    purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(price_amount=4900))
+    refund_record(purchase=purchase, amount=400, status="pending", stripe_refund_id="re_pending")
+    failed = refund_record(purchase=purchase, amount=700, status="pending", stripe_refund_id="re_failed")
+    refund_status_set(refund=failed, status="failed", failure_reason="expired_or_canceled_card")
+
+    html = client_logged_in.get("/purchases/receipts/R-000001/").content.decode()
+    pdf_text = client_logged_in.get("/purchases/receipts/R-000001/pdf/").content
+
+    assert re.search(
+        r'data-refund-status="pending".*Refund on its way \(started [^<]+\)</th><td class="num">−£4.00', html
+    )
+    assert re.search(r'data-refund-status="failed".*did not go through</th><td class="num">£7.00</td>', html)
+    assert "Refunded " not in html
+    assert pdf_text.startswith(b"%PDF")
+    purchase.refresh_from_db()
+    assert purchase.amount_refunded == 400
+
+
 def test_receipt_dates_are_in_the_customers_time_zone(client_logged_in, customer):
     customer.time_zone = "Asia/Tokyo"
     customer.save()
