@@ -30,8 +30,10 @@ run: install
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+# ruff, and mypy --strict on billing/gateways against the pinned Stripe SDK's own types ([tool.mypy]).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The load benchmark (not part of `make test`): gunicorn + PostgreSQL + Debian wrk on loopback, ~6 minutes.
 bench: install
