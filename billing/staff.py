@@ -93,9 +93,10 @@ def _date(value) -> str:
     return formats.date_format(timezone.localtime(value), "DATE_FORMAT") if value else _("the end of the period")
 
 
-def _run(request, action, success: str) -> bool:
+def _run(request, action, success) -> bool:
+    """Run one staff action; show `success` (or `success(result)`), or why it was not done."""
     try:
-        action()
+        result = action()
     except (UserFacingError, services.BillingError) as error:
         messages.error(request, error.message)
         return False
@@ -113,7 +114,7 @@ def _run(request, action, success: str) -> bool:
     except PaymentError as error:
         messages.error(request, _("Stripe refused this, so nothing was changed: %(why)s") % {"why": error.user_message})
         return False
-    messages.success(request, success)
+    messages.success(request, success(result) if callable(success) else success)
     return True
 
 
@@ -149,14 +150,19 @@ def purchase_refund_view(request, pk, *, admin_site):
                 by=request.user,
                 attempt=form.cleaned_data["attempt"],
             ),
-            _("Refunded %(amount)s.") % {"amount": format_money(amount, purchase.currency)},
+            lambda refund: (
+                _("Refund of %(amount)s started: Stripe has it as pending and will tell us when it is made.")
+                if refund.status == "pending"
+                else _("Refunded %(amount)s.")
+            )
+            % {"amount": format_money(amount, purchase.currency)},
         )
         if done:
             return redirect(back)
     where = (
         _("to the card it was paid with, through Stripe")
-        if purchase.stripe_charge_id
-        else _("recorded here only (no Stripe payment)")
+        if purchase.stripe_charge_id or purchase.stripe_payment_intent_id
+        else _("recorded here only: it was not paid through Stripe, so return the money the way it was paid")
     )
     confirmation = Confirmation(
         title=_("Refund %(offer)s for %(customer)s") % {"offer": purchase.offer.name, "customer": purchase.customer},

@@ -26,6 +26,26 @@ def test_refund_page_says_what_will_happen_then_refunds_part(support_client, pai
     assert [r.amount for r in gateway.refunds.values()] == [550]
 
 
+def test_a_refund_stripe_holds_as_pending_is_shown_to_staff_as_started_not_made(support_client, paid_purchase, gateway):
+    type(gateway).refund_status = "pending"
+    url = reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk])
+
+    response = support_client.post(url, {"amount": "5.50", "reason": "Late delivery", "attempt": ATTEMPT}, follow=True)
+
+    page = response.content.decode()
+    assert "Refund of £5.50 started" in page and "Refunded £5.50." not in page
+    assert Refund.objects.get().status == "pending"
+
+
+def test_a_purchase_not_paid_through_stripe_says_so_before_refunding(support_client, customer, gateway):
+    from tests.factories import RecordedPurchaseFactory
+
+    purchase = RecordedPurchaseFactory(customer=customer)
+    page = support_client.get(reverse("admin:purchases_purchase_refund", args=[purchase.pk])).content.decode()
+
+    assert "not paid through Stripe" in page and "through Stripe" not in page.replace("not paid through Stripe", "")
+
+
 def test_refund_of_more_than_is_left_is_refused_on_the_form(support_client, paid_purchase, gateway):
     url = reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk])
     response = support_client.post(url, {"amount": "15.01", "reason": "Too much", "attempt": ATTEMPT})
