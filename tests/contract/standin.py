@@ -322,10 +322,13 @@ ROUTES = [
     sdk_route(BillingPortalSessionService, "create", "billing_portal_session_create"),
     sdk_route(stripe.PlanService, "create", "plan_create"),
     sdk_route(stripe.PlanService, "retrieve", "plan_retrieve"),
+    sdk_route(stripe.PlanService, "list", "plan_list"),
     sdk_route(stripe.PriceService, "create", "price_create"),
     sdk_route(stripe.PriceService, "retrieve", "price_retrieve"),
+    sdk_route(stripe.PriceService, "list", "price_list"),
     sdk_route(stripe.ProductService, "create", "product_create"),
     sdk_route(stripe.ProductService, "retrieve", "product_retrieve"),
+    sdk_route(stripe.ProductService, "list", "product_list"),
 ]
 
 
@@ -1348,6 +1351,26 @@ class StripeStandin:
     def _plan_retrieve(self, params: dict, plan: str) -> dict:
         self._only(params, "")
         return self._get(plan, "plan")
+
+    def _plan_list(self, params: dict) -> dict:
+        self._only(params, "active product limit")
+        return self._list("/v1/plans", self._catalogue("plan", params), params)
+
+    def _price_list(self, params: dict) -> dict:
+        self._only(params, "active product limit")
+        return self._list("/v1/prices", self._catalogue("price", params), params)
+
+    def _product_list(self, params: dict) -> dict:
+        self._only(params, "active limit")
+        return self._list("/v1/products", self._catalogue("product", params), params)
+
+    def _catalogue(self, kind: str, params: dict) -> list[dict]:
+        active = {"true": True, "false": False}.get(params.get("active"))
+        return [
+            obj
+            for obj in self._of_kind(kind)
+            if active in (None, obj["active"]) and params.get("product") in (None, obj.get("product"))
+        ]
 
     # Subscriptions --------------------------------------------------------------------------
 

@@ -401,3 +401,19 @@ def test_a_webhook_carries_the_whole_object_and_verifies_with_the_sdk(standin, p
     assert (event.type, event.data.object.id, event.data.object.status) == ("invoice.paid", invoice_id, "paid")
     assert event.data.object.lines.data[0].pricing.unit_amount_decimal == Decimal("1500")
     assert "payments" not in json.loads(body)["data"]["object"]
+
+
+# The catalogue the demo makes ---------------------------------------------------------------
+
+
+def test_a_plan_made_with_its_product_inline_is_listed_and_reads_as_a_price(sdk):
+    plan = sdk.v1.plans.create(
+        params={"id": "plan_demo", "amount": 1200, "currency": "gbp", "interval": "month", "product": {"name": "Demo"}}
+    )
+
+    assert [listed.id for listed in sdk.v1.plans.list().data] == ["plan_demo"]
+    assert sdk.v1.products.retrieve(plan.product).name == "Demo"
+    price = sdk.v1.prices.retrieve("plan_demo")
+    assert (price.unit_amount, price.unit_amount_decimal, price.recurring.interval) == (1200, Decimal("1200"), "month")
+    with pytest.raises(stripe.InvalidRequestError, match="already exists"):
+        sdk.v1.plans.create(params={"id": "plan_demo", "amount": 1200, "currency": "gbp", "interval": "month"})
