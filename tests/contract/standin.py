@@ -658,6 +658,9 @@ class StripeStandin:
                 return 200, self._expand(result, params.get("expand") or [])
             except StripeApiError as error:
                 return error.status, error.body
+            except Exception as error:  # a stand-in bug answers as one, rather than as a dropped connection
+                message = f"The stand-in failed on {route.method} {route.template}: {type(error).__name__}: {error}"
+                return 500, {"error": {"type": "api_error", "message": message}}
 
     # Objects ------------------------------------------------------------------------------
 
