@@ -15,6 +15,7 @@ classes, logged with context but without card data.
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -601,7 +602,16 @@ class StripeGateway:
         invoice = self._call(
             "invoice_retrieve", lambda: v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]})
         )
-        return map_invoice(invoice)
+        mapped = map_invoice(invoice)
+        paid = mapped.paid_payment
+        if paid and paid.payment_intent_id and not paid.charge_id:
+            # A payment names its PaymentIntent only; its charge (what staff search by, and what
+            # charge.refunded names) is the intent's latest charge.
+            intent_id = paid.payment_intent_id
+            intent = self._call("payment_intent_retrieve", lambda: v1.payment_intents.retrieve(intent_id))
+            charged = replace(paid, charge_id=_id(intent.latest_charge))
+            mapped = replace(mapped, payments=tuple(charged if p is paid else p for p in mapped.payments))
+        return mapped
 
     # Refunds, portal, webhooks ---------------------------------------------------------------
 
