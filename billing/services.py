@@ -344,16 +344,31 @@ def _offer_for_price(price_id: str) -> Offer | None:
 def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) -> Subscription:
     """Upsert the mirror from the processor's subscription; audit, revoke and email on each transition."""
     customer = customer_for_stripe_id(stripe_customer_id=remote.customer_id)
-    subscription = Subscription.objects.select_for_update().filter(
-        stripe_subscription_id=remote.id
-    ).first() or Subscription(stripe_subscription_id=remote.id, customer=customer, created_at=timezone.now())
+    subscription = Subscription.objects.select_for_update().filter(stripe_subscription_id=remote.id).first()
+    if subscription is None:
+        # Stripe sends created and updated together for a new subscription: two deliveries may both
+        # find none. The unique id makes the second insert wait for the first, then fail; it then
+        # takes the row the first made, locked, and applies itself as an update.
+        try:
+            with transaction.atomic():
+                Subscription.objects.create(
+                    stripe_subscription_id=remote.id,
+                    customer=customer,
+                    status=SubscriptionStatus.INCOMPLETE,
+                    created_at=timezone.now(),
+                )
+            is_new = True
+        except IntegrityError:
+            is_new = False
+        subscription = Subscription.objects.select_for_update().get(stripe_subscription_id=remote.id)
+    else:
+        is_new = False
     before = {
         "status": subscription.status,
         "cancel_at_period_end": subscription.cancel_at_period_end,
         "cancel_at": subscription.cancel_at,
         "paused": subscription.paused,
     }
-    is_new = subscription.pk is None
     subscription.customer = customer
     subscription.offer = _offer_for_price(remote.price_id) or subscription.offer
     subscription.stripe_price_id = remote.price_id

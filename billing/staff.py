@@ -151,11 +151,13 @@ def purchase_refund_view(request, pk, *, admin_site):
                 attempt=form.cleaned_data["attempt"],
             ),
             lambda refund: (
-                _("Refund of %(amount)s started: Stripe has it as pending and will tell us when it is made.")
-                if refund.status == "pending"
-                else _("Refunded %(amount)s.")
-            )
-            % {"amount": format_money(amount, purchase.currency)},
+                (
+                    _("Refund of %(amount)s started: Stripe has it as pending and will tell us when it is made.")
+                    if refund.status == "pending"
+                    else _("Refunded %(amount)s.")
+                )
+                % {"amount": format_money(amount, purchase.currency)}
+            ),
         )
         if done:
             return redirect(back)

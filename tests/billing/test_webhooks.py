@@ -221,3 +221,43 @@ def test_five_copies_at_once_have_one_effect(paid_invoice, webhook_secret):
     assert statuses == [200] * 5
     assert WebhookEvent.objects.filter(stripe_event_id="evt_five").count() == 1
     assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_created_and_updated_of_a_new_subscription_at_once_make_one_row_and_no_error(
+    stripe_customer, subscription_offer, gateway, webhook_secret
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent deliveries need PostgreSQL's row locks (CI runs the suite on PostgreSQL too)")
+    remote = gateway.subscription_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=1500, price_id="price_member"
+    )
+    bodies = [
+        stripe_event(kind, {"id": remote.id, "object": "subscription"})
+        for kind in ("customer.subscription.created", "customer.subscription.updated") * 2
+    ]
+    statuses = []
+    barrier = threading.Barrier(len(bodies))
+
+    def deliver(body):
+        barrier.wait()
+        try:
+            response = Client().post(
+                "/stripe/webhook/",
+                body,
+                content_type="application/json",
+                headers={"Stripe-Signature": stripe_signature(body, secret=WEBHOOK_SECRET)},
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert statuses == [200] * len(bodies)
+    assert Subscription.objects.filter(stripe_subscription_id=remote.id).count() == 1
+    assert AuditEntry.objects.filter(action="subscription.created").count() == 1
