@@ -1,17 +1,21 @@
-"""Run localstripe with its state file where we choose, not in /tmp/localstripe.pickle.
+"""Run localstripe, answering in the current Stripe shape, with its state file where we choose.
 
     python -m portal.localstripe --port 8420 --state var/localstripe.pickle [--from-scratch]
 
 localstripe hard-codes its pickle path; this launcher points the store's load and dump at
---state and then hands over to localstripe's own server. It imports nothing from Django.
+--state, puts `portal.localstripe_current` in front of localstripe's app (whose state is kept in the
+same store, so in the same file) and serves it on 127.0.0.1 only. It imports nothing from Django.
 """
 
 import argparse
+import logging
 import os
 import pickle
-import sys
 
+from aiohttp import web
 from localstripe import resources, server
+
+from portal import localstripe_current
 
 
 def main(argv=None):
@@ -40,8 +44,15 @@ def main(argv=None):
 
     resources.Store.try_load_from_disk = try_load_from_disk
     resources.Store.dump_to_disk = dump_to_disk
-    sys.argv = [sys.argv[0], "--port", str(args.port)] + (["--from-scratch"] if args.from_scratch else [])
-    server.start()
+    localstripe_current.install(server.app)
+    if not args.from_scratch:
+        resources.store.try_load_from_disk()
+
+    access_log = logging.getLogger("aiohttp.access")
+    access_log.setLevel(logging.DEBUG)
+    access_log.addHandler(logging.StreamHandler())
+    # localstripe's own start() listens on every interface; a fake payment processor stays on this machine.
+    web.run_app(server.app, host="127.0.0.1", port=args.port, access_log=access_log)
 
 
 if __name__ == "__main__":
