@@ -13,8 +13,8 @@ from django.db.models import Exists, F, OuterRef
 from django.db.models.expressions import OrderBy
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
-from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -109,12 +109,31 @@ class ActiveSubscriptionFilter(admin.SimpleListFilter):
 
 # --- Read-only rows on the contact page -------------------------------------------------------------
 
+# A contact's page lists the newest rows of each kind; "records" links to the whole, filtered lists.
+INLINE_ROWS_SHOWN = 20
 
-class PurchaseInline(ReadOnlyInline):
+
+class LatestRowsInline(ReadOnlyInline):
+    """The contact's newest INLINE_ROWS_SHOWN rows only, so the page costs the same for 5 or 5,000."""
+
+    newest_first: tuple[str, ...] = ("-pk",)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).order_by(*self.newest_first)
+        match = request.resolver_match
+        contact = match.kwargs.get("object_id") if match else None
+        if contact is None:
+            return queryset
+        newest = self.model._default_manager.filter(customer=contact).order_by(*self.newest_first)
+        return queryset.filter(pk__in=newest.values("pk")[:INLINE_ROWS_SHOWN])
+
+
+class PurchaseInline(LatestRowsInline):
     model = Purchase
     fields = ["offer", "amount_display", "status", "purchased_at"]
     show_change_link = True
-    verbose_name_plural = _("purchases")
+    verbose_name_plural = _("purchases (newest)")
+    newest_first = ("-purchased_at", "-pk")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("offer")
@@ -131,7 +150,7 @@ class PurchaseInline(ReadOnlyInline):
         return shown
 
 
-class SubscriptionInline(ReadOnlyInline):
+class SubscriptionInline(LatestRowsInline):
     model = Subscription
     fields = ["offer", "status_display", "amount_display", "current_period_end", "cancel_at_period_end"]
     show_change_link = True
@@ -149,19 +168,21 @@ class SubscriptionInline(ReadOnlyInline):
         return f"{amount} / {subscription.interval}" if subscription.interval else amount
 
 
-class AccessInline(ReadOnlyInline):
+class AccessInline(LatestRowsInline):
     model = AccessGrant
     fields = ["product", "purchase", "granted_at", "revoked_at", "revoke_reason"]
-    verbose_name_plural = _("access")
+    verbose_name_plural = _("access (newest)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("product", "purchase__offer")
 
 
-class ReceiptInline(ReadOnlyInline):
+class ReceiptInline(LatestRowsInline):
     model = Receipt
     fields = ["number", "issued_at", "total_display", "corrects"]
     show_change_link = True
+    verbose_name_plural = _("receipts (newest)")
+    newest_first = ("-issued_at", "-pk")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("corrects")
@@ -278,6 +299,7 @@ class CustomerAdmin(ImportExportModelAdmin):
         "updated_at",
         "history",
         "custom_fields_summary",
+        "records",
     ]
     inlines = [PurchaseInline, SubscriptionInline, AccessInline, ReceiptInline]
     actions = ["send_login_email", "send_password_reset"]
@@ -328,7 +350,10 @@ class CustomerAdmin(ImportExportModelAdmin):
                 names = ["custom_fields_summary"]
             fieldsets.append((_("Custom fields"), {"fields": names}))
         fieldsets += [
-            (_("Activity and value"), {"fields": ["lifetime_value_summary", "last_activity_at", "created_at"]}),
+            (
+                _("Activity and value"),
+                {"fields": ["lifetime_value_summary", "last_activity_at", "created_at", "records"]},
+            ),
             (_("Profile"), {"fields": [*PROFILE_FIELDS, "avatar", *SOCIAL_FIELDS], "classes": ["collapse"]}),
             (_("History"), {"fields": ["history"]}),
         ]
@@ -423,6 +448,26 @@ class CustomerAdmin(ImportExportModelAdmin):
     def lifetime_value_summary(self, customer):
         values = selectors.customer_lifetime_values(customer=customer)
         return ", ".join(format_money(total, currency) for currency, total in values) or "—"
+
+    @admin.display(description=_("records"))
+    def records(self, customer):
+        """How many of each the contact has, each a link to the whole list filtered to them."""
+        kinds = [
+            (_("purchases"), Purchase, "admin:purchases_purchase_changelist"),
+            (_("subscriptions"), Subscription, "admin:billing_subscription_changelist"),
+            (_("access grants"), AccessGrant, "admin:purchases_accessgrant_changelist"),
+            (_("receipts"), Receipt, "admin:purchases_receipt_changelist"),
+        ]
+        links = []
+        for label, model, url_name in kinds:
+            count = model._default_manager.filter(customer=customer).count()
+            try:
+                url = reverse(url_name) + f"?customer__id__exact={customer.pk}"
+            except NoReverseMatch:  # a list this admin site does not have
+                links.append(format_html("{} {}", count, label))
+                continue
+            links.append(format_html('<a href="{}">{} {}</a>', url, count, label))
+        return format_html_join(" · ", "{}", ((link,) for link in links))
 
     @admin.display(description=_("history"))
     def history(self, customer):

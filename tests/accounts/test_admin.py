@@ -566,3 +566,49 @@ def test_a_choice_field_needs_its_choices_and_an_editable_field_must_be_shown(cr
     assert errors["choices"] == ["List the choices, one per line."]
     assert errors["visible_to_customer"] == ["A field the customer can edit must be shown to them."]
     assert not CustomField.objects.exists()
+
+
+def _bulk_history(customer, count, start=0):
+    """`count` purchases, each with its receipt and access grant, written in bulk (no services: speed)."""
+    from purchases.models import Purchase
+
+    offer = OfferFactory(products=[ProductFactory()])
+    product = offer.products.get()
+    now = timezone.now()
+    purchases = Purchase.objects.bulk_create(
+        Purchase(customer=customer, offer=offer, amount=1000, currency="gbp", purchased_at=now - timedelta(minutes=n))
+        for n in range(start, start + count)
+    )
+    Receipt.objects.bulk_create(
+        Receipt(
+            number=f"BULK-{start + n:06d}",
+            prefix="BULK",
+            sequence=start + n + 1,
+            purchase=purchase,
+            customer=customer,
+            currency="gbp",
+            subtotal=1000,
+            total=1000,
+        )
+        for n, purchase in enumerate(purchases)
+    )
+    AccessGrant.objects.bulk_create(
+        AccessGrant(customer=customer, product=product, purchase=purchase) for purchase in purchases
+    )
+
+
+def test_a_contacts_page_costs_the_same_queries_for_30_and_5000_purchases(creator_client):
+    customer = CustomerFactory(user__password=None)
+    _bulk_history(customer, 30)
+    creator_client.get(change_url(customer))  # warm: session, site settings row
+    with CaptureQueriesContext(connection) as few:
+        first = creator_client.get(change_url(customer))
+    _bulk_history(customer, 4970, start=30)
+    with CaptureQueriesContext(connection) as many:
+        second = creator_client.get(change_url(customer))
+
+    assert first.status_code == second.status_code == 200
+    assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+    page = second.content.decode()
+    assert page.count('href="/admin/purchases/receipt/') <= 25  # the newest rows, not all 5,000
+    assert f"?customer__id__exact={customer.pk}" in page and "5000 purchases" in page
