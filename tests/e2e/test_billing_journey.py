@@ -262,7 +262,7 @@ def test_self_cancel_at_period_end_then_keep(billing_page, account):
         f"Your subscription will end on {ends}. You keep access until then."
     )
     row = subscription_row(page, subscription)
-    expect(row.locator(".badge")).to_have_text(f"Cancels on {ends}")
+    expect(row.locator(".badge")).to_have_text(f"Ends on {ends}")
     expect(row.get_by_role("link", name="Cancel", exact=True)).to_have_count(0)
     assert stripe_cancels_at_period_end(account) is True
     assert Subscription.objects.get(pk=subscription.pk).cancel_at_period_end is True
@@ -384,7 +384,7 @@ def test_billing_pages_fit_a_360px_screen(new_page, account, tmp_path):
     measure("card")
     page.goto(f"/billing/subscriptions/{account.subscription.pk}/cancel/")
     measure("cancel")
-    # The widest row: a cancelling subscription, with its "Cancels on …" badge and "Keep subscription" button.
+    # The widest row: a cancelling subscription, with its "Ends on …" badge and "Keep subscription" button.
     page.get_by_role("button", name="Cancel at period end").click()
     expect(subscription_row(page, account.subscription).get_by_role("button", name="Keep subscription")).to_be_visible()
     measure("billing-cancelling")
