@@ -10,6 +10,7 @@ fails, its writes roll back, the error is kept on the event row, and a redeliver
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -156,3 +157,18 @@ def webhook_event_apply(*, event: WebhookEvent) -> WebhookEvent:
         )
         event.refresh_from_db()
         return event
+
+
+def webhook_events_retry(*, older_than: timedelta, max_attempts: int = 5) -> int:
+    """Apply again the events left received or failed for longer than `older_than` (a worker or node
+    that died mid-apply, a Stripe outage during the re-read); each is applied at most once more here."""
+    stale = WebhookEvent.objects.filter(
+        status__in=[WebhookStatus.RECEIVED, WebhookStatus.FAILED],
+        received_at__lt=timezone.now() - older_than,
+        attempts__lt=max_attempts,
+    ).order_by("received_at", "pk")
+    applied = 0
+    for event in stale:
+        if webhook_event_apply(event=event).status == WebhookStatus.PROCESSED:
+            applied += 1
+    return applied

@@ -338,3 +338,20 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
 }
+
+
+def outbox_requeue(*, older_than: timedelta) -> int:
+    """Queue again every email still waiting after `older_than`: its task was lost (a worker killed
+    mid-send rolls the row back to queued). Sending twice is prevented by the row lock and status."""
+    from .tasks import email_send
+
+    waiting = list(
+        OutboundEmail.objects.filter(status=EmailStatus.QUEUED, created_at__lt=timezone.now() - older_than)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for email_id in waiting:
+        email_send.enqueue(email_id)
+    if waiting:
+        logger.warning("outbox: %s email(s) waited longer than %s; queued again", len(waiting), older_than)
+    return len(waiting)

@@ -261,3 +261,32 @@ def test_created_and_updated_of_a_new_subscription_at_once_make_one_row_and_no_e
     assert statuses == [200] * len(bodies)
     assert Subscription.objects.filter(stripe_subscription_id=remote.id).count() == 1
     assert AuditEntry.objects.filter(action="subscription.created").count() == 1
+
+
+def test_the_sweep_applies_an_event_left_failed_once_its_cause_is_gone(
+    post_webhook, paid_invoice, gateway, monkeypatch
+):
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from billing.gateways.base import TemporarilyUnavailable
+
+    original = type(gateway).invoice_retrieve
+
+    def stripe_down(self, *, invoice_id):
+        raise TemporarilyUnavailable("Stripe did not answer")
+
+    monkeypatch.setattr(type(gateway), "invoice_retrieve", stripe_down)
+    assert post_webhook(invoice_event(paid_invoice.id, event_id="evt_swept")).status_code == 500
+    WebhookEvent.objects.filter(stripe_event_id="evt_swept").update(received_at=timezone.now() - timedelta(minutes=20))
+    monkeypatch.setattr(type(gateway), "invoice_retrieve", original)  # Stripe is back
+
+    out = StringIO()
+    call_command("sweep", stdout=out)
+
+    assert "1 Stripe event(s) applied" in out.getvalue()
+    assert WebhookEvent.objects.get(stripe_event_id="evt_swept").status == WebhookStatus.PROCESSED
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
