@@ -17,7 +17,12 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Templates, static files and translations live inside the package, so a wheel carries them.
 PORTAL_DIR = Path(__file__).resolve().parent
-VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
+# A checkout keeps its data in its own var/; an installed portal (its packages in site-packages) in
+# var/ of the working directory, unless PORTAL_VAR_DIR says where (deploy/ sets it).
+VAR_DIR = Path(
+    os.environ.get("PORTAL_VAR_DIR")
+    or (BASE_DIR / "var" if (BASE_DIR / "pyproject.toml").is_file() else Path.cwd() / "var")
+)
 
 
 def env_bool(name: str, default: bool, environ=os.environ) -> bool:

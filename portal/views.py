@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -11,6 +10,7 @@ from django.views.static import serve
 
 from accounts.services import customer_get_or_create
 from accounts.services import view_as_end as view_as_end_service
+from portal import health
 
 
 @login_required
@@ -22,14 +22,17 @@ def home(request):
 @require_GET
 @never_cache
 def healthz(request):
-    """Liveness and database check for load balancers and monitors."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception:  # noqa: BLE001 - any database failure means "not healthy"
-        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+    """Liveness for load balancers: 503 when the database does not answer or pages cannot render."""
+    database_ok = health.database_answers()
+    templates_ok = not health.templates_unloadable()
+    return JsonResponse(
+        {
+            "status": "ok" if database_ok and templates_ok else "error",
+            "database": "ok" if database_ok else "unavailable",
+            "templates": "ok" if templates_ok else "missing",
+        },
+        status=200 if database_ok and templates_ok else 503,
+    )
 
 
 def media(request, path):

@@ -238,10 +238,22 @@ def test_password_page_offers_change_to_a_customer_with_a_password(client_logged
     assert 'name="oldpassword"' in body
 
 
-def test_a_customer_without_a_password_can_set_one(client, sign_in):
+def test_a_customer_without_a_password_sets_one_after_confirming_an_emailed_code(client, sign_in):
+    """Giving an account its first password is a sensitive change (allauth 65.22 asks for reauthentication,
+    as for changing one): whoever holds a signed-in session must still prove they read the customer's mail."""
     customer = CustomerFactory(user__password=None)
     assert not customer.user.has_usable_password()
     client.force_login(customer.user, backend="accounts.backends.PortalAuthenticationBackend")
+
+    response = client.get("/settings/password/")
+    assert response["Location"] == "/accounts/reauthenticate/code/?next=%2Fsettings%2Fpassword%2F"
+    response = client.post(
+        "/accounts/reauthenticate/code/", {"recipient": customer.email, "next": "/settings/password/"}
+    )
+    [message] = mails_to(customer.email)
+    response = client.post(response["Location"], {"code": login_code_in(message)})
+    assert response["Location"] == "/settings/password/"
+    mail.outbox.clear()
 
     page = client.get("/settings/password/")
     assert page.status_code == 200

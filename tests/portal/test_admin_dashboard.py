@@ -1,7 +1,7 @@
 """The admin index: active subscriptions, monthly recurring revenue, cancellations, failed payments, and a chart."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -12,6 +12,15 @@ from portal.selectors import dashboard_metrics
 from tests.factories import CustomerFactory, OfferFactory, PurchaseFactory, SubscriptionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+# The dashboard counts back from today, so these tests run on a fixed clock: a day after the 15th, on
+# which months_ago() dates its sales (a sale dated later this month would be in the future).
+NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(time_machine):
+    time_machine.move_to(NOW, tick=False)
 
 
 def months_ago(n: int):
@@ -61,10 +70,21 @@ def test_the_chart_has_twelve_months_of_revenue_less_refunds(business):
 
     assert chart.currency == "gbp"
     assert len(chart.bars) == 12
-    assert chart.bars[-1].month == timezone.localdate().replace(day=1)
+    assert chart.bars[0].month == date(2025, 4, 1) and chart.bars[-1].month == date(2026, 3, 1)
     assert [bar.amount for bar in chart.bars] == [0] * 8 + [1500, 0, 0, 4900]
     assert chart.bars[-1].height == 100 and chart.bars[8].height == 31
     assert chart.bars[-1].y + chart.bars[-1].height == chart.bars[0].y + chart.bars[0].height  # one baseline
+
+
+def test_on_the_first_of_a_month_its_sales_so_far_are_the_last_bar(time_machine):
+    time_machine.move_to(datetime(2026, 4, 1, 9, 0, tzinfo=UTC), tick=False)
+    PurchaseFactory(offer=OfferFactory(price_amount=4900), purchased_at=datetime(2026, 4, 1, 8, 0, tzinfo=UTC))
+    PurchaseFactory(offer=OfferFactory(price_amount=1500), purchased_at=datetime(2026, 3, 31, 23, 0, tzinfo=UTC))
+
+    [chart] = dashboard_metrics().charts
+
+    assert chart.bars[-1].month == date(2026, 4, 1)
+    assert [bar.amount for bar in chart.bars[-2:]] == [1500, 4900]
 
 
 def test_with_nothing_sold_there_is_no_chart_and_every_figure_is_zero(db):

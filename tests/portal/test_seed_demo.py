@@ -1,6 +1,8 @@
 """seed_demo: the three demo users, ready to sign in, however often the command runs."""
 
 import io
+import logging
+import sys
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -9,6 +11,7 @@ from django.test import Client
 
 from accounts.models import Customer, TaxIdStatus, User
 from accounts.signals import contact_changed
+from tests.servers import free_port, loopback_server
 
 PASSWORD = "pw-demo-1234"
 DEMO = {
@@ -120,3 +123,23 @@ def test_seed_demo_remakes_the_support_group_when_a_flush_removed_it():
     assert support.has_perm("purchases.add_refund") and not support.has_perm("purchases.change_offer")
     # The app registry is left as it was: later flushes recreate content types and permissions from it.
     assert [app.label for app in apps.get_app_configs() if app.models_module is not None] == with_models
+
+
+def test_seeding_against_localstripe_prints_and_logs_no_warning(db, settings, tmp_path, caplog):
+    """What the demo does on purpose (its plan looked up before it exists, a UK VAT number) is no warning."""
+    port = free_port()
+    command = [sys.executable, "-m", "portal.localstripe", "--port", str(port), "--state", str(tmp_path / "ls.pickle")]
+    with loopback_server(command, port=port, name="localstripe") as url:
+        settings.PAYMENT_GATEWAY = "billing.gateways.stripe.StripeGateway"
+        settings.STRIPE_API_BASE = url
+        settings.STRIPE_SECRET_KEY = "sk_test_localstripe"
+        out, err = io.StringIO(), io.StringIO()
+
+        with caplog.at_level(logging.WARNING):
+            call_command("seed_demo", password=PASSWORD, stdout=out, stderr=err)
+
+    assert err.getvalue() == ""
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert "(active)" in out.getvalue()
+    customer = Customer.objects.get(user__email="customer@example.com")
+    assert customer.stripe_customer_id and customer.subscriptions.get().status == "active"

@@ -1,3 +1,5 @@
+import contextlib
+import logging
 import secrets
 from datetime import timedelta
 from decimal import Decimal
@@ -79,9 +81,10 @@ class Command(BaseCommand):
         from billing.gateways.base import PaymentError
 
         try:
-            subscription = demo_billing_seed(
-                customer=customer, offer=Offer.objects.get(name=DEMO_OFFERS["membership"][0])
-            )
+            with _plan_lookup_misses_unlogged():
+                subscription = demo_billing_seed(
+                    customer=customer, offer=Offer.objects.get(name=DEMO_OFFERS["membership"][0])
+                )
         except PaymentError as error:
             self.stderr.write(
                 f"  No demo card or subscription: the payment processor did not answer ({error.user_message})."
@@ -150,6 +153,24 @@ class Command(BaseCommand):
             )
             if key == "ebook":
                 refund_record(purchase=purchase, amount=400, reason="Damaged download, partial refund", by=by)
+
+
+class _PlanLookupMiss(logging.Filter):
+    """Drop the gateway's warning that the demo plan is not there yet: the demo looks it up to create it."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("stripe plan_retrieve: invalid request")
+
+
+@contextlib.contextmanager
+def _plan_lookup_misses_unlogged():
+    gateway_logger = logging.getLogger("billing.gateways.stripe")
+    miss = _PlanLookupMiss()
+    gateway_logger.addFilter(miss)
+    try:
+        yield
+    finally:
+        gateway_logger.removeFilter(miss)
 
 
 DEMO_PRODUCTS = [

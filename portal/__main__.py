@@ -1,0 +1,5 @@
+import sys
+
+from portal.cli import main
+
+main(["portal", *sys.argv[1:]])
