@@ -4,6 +4,7 @@ The processor is the source of truth; these rows are what our pages read, kept c
 own writes, by webhooks and by `manage.py stripe_sync`.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -88,6 +89,15 @@ class Subscription(models.Model):
     interval = models.CharField(_("interval"), max_length=8, blank=True)
     current_period_end = models.DateTimeField(_("current period ends"), null=True, blank=True)
     cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
+    # The staff member who scheduled the cancellation: the customer may not undo it then.
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancellation scheduled by"),
+    )
     canceled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     paused = models.BooleanField(_("paused"), default=False)
     resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)
