@@ -422,6 +422,9 @@ HUB_LINK_MAX_AGE_DAYS = int(os.environ.get("HUB_LINK_MAX_AGE_DAYS", "7"))
 DIRECTORY_PAGE_SIZE = 24
 # Staff must have two-factor authentication on before the admin opens (they are sent to set it up).
 PORTAL_STAFF_REQUIRE_2FA = env_bool("PORTAL_STAFF_REQUIRE_2FA", True)
+# Sign-ups whose address nobody verified are removed this many days after joining, by the scheduled
+# `manage.py remove_unverified_signups` (docs/operations.md): until then they only hold the address.
+UNVERIFIED_SIGNUP_MAX_AGE_DAYS = int(os.environ.get("UNVERIFIED_SIGNUP_MAX_AGE_DAYS", "7"))
 # The load benchmark's two anchor pages under /bench/ (portal/bench_views.py); never on in production.
 BENCH_ANCHORS = env_bool("BENCH_ANCHORS", False)
 
