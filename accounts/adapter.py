@@ -1,7 +1,8 @@
 from types import SimpleNamespace
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
@@ -13,7 +14,7 @@ from portal.links import absolute_url
 from portal.selectors import site_settings_get
 
 from .models import Customer
-from .services import customer_get_or_create
+from .services import SIGNED_UP_SESSION_KEY, customer_get_or_create, hub_link_nonce_rotate
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -23,12 +24,41 @@ class AccountAdapter(DefaultAccountAdapter):
         user = super().save_user(request, user, form, commit=commit)
         if commit:
             customer_get_or_create(user=user)
+            # This browser chose the password: proving the address here later keeps it (address_first_proven).
+            request.session[SIGNED_UP_SESSION_KEY] = user.pk
         return user
+
+    def login(self, request, user):
+        # Proving an address may have just removed the password (accounts.services.address_first_proven)
+        # through another copy of this user: the session must carry the current password's hash, or the
+        # next request would find it stale and sign the owner out again.
+        if user.pk is not None:
+            user.refresh_from_db(fields=["password"])
+        return super().login(request, user)
+
+    # Links in allauth's emails lead to PORTAL_SITE_URL, never to whatever Host the request named: a
+    # request with a forged Host header would otherwise mail a victim a working link to another site.
+
+    def get_email_confirmation_url(self, request, emailconfirmation):
+        return absolute_url(reverse("account_confirm_email", args=[emailconfirmation.key]))
+
+    def get_reset_password_from_key_url(self, key):
+        path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
+        return absolute_url(path.replace("UID-KEY", quote(key)))
+
+    def send_account_already_exists_mail(self, email):
+        context = {
+            "signup_url": absolute_url(reverse("account_signup")),
+            "password_reset_url": absolute_url(reverse("account_reset_password")),
+        }
+        self.send_mail("account/email/account_already_exists", email, context)
 
     def send_mail(self, template_prefix, email, context):
         """allauth's emails name the business (from the site settings), not the Sites framework's placeholder,
         and share the layout of the portal's own emails."""
         site = site_settings_get()
+        if "signup_url" in context:  # the unknown-account email's link (allauth builds it from the request)
+            context = {**context, "signup_url": absolute_url(reverse("account_signup"))}
         context = {
             # allauth's own variables (such as password_reset_url in the reset email) win over ours.
             **email_branding(),
@@ -53,6 +83,16 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request):
         return settings.ACCOUNT_SIGNUP_OPEN
+
+
+class UserSessionsAdapter(DefaultUserSessionsAdapter):
+    """allauth's user sessions; signing sessions out also ends the hub links already sent."""
+
+    def end_sessions(self, sessions):
+        sessions = list(sessions)
+        super().end_sessions(sessions)
+        for customer in Customer.objects.filter(user__in={session.user_id for session in sessions}):
+            hub_link_nonce_rotate(customer=customer)
 
 
 def _recipient_language(user) -> str:

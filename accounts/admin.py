@@ -503,14 +503,14 @@ class CustomerAdmin(ImportExportModelAdmin):
             return redirect("admin:accounts_customer_import")
         return super().process_result(result, request)
 
-    # -- emails, and viewing the portal as the customer
+    # -- emails (never to staff: services.sign_in_email_refuse_staff), and viewing the portal as the customer
 
     def has_send_login_email_permission(self, request):
         return request.user.has_perm("accounts.send_login_email")
 
     @admin.action(description=_("Send a sign-in link (welcome email)"), permissions=["send_login_email"])
     def send_login_email(self, request, queryset):
-        customers = list(queryset.filter(user__is_active=True, user__is_staff=False).select_related("user"))
+        customers = list(_customers_not_staff(queryset))
         for customer in customers:
             services.customer_send_login_email(customer=customer, by=request.user)
         self.message_user(
@@ -519,7 +519,7 @@ class CustomerAdmin(ImportExportModelAdmin):
 
     @admin.action(description=_("Send a password reset email"), permissions=["send_login_email"])
     def send_password_reset(self, request, queryset):
-        customers = list(queryset.filter(user__is_active=True, user__is_staff=False).select_related("user"))
+        customers = list(_customers_not_staff(queryset))
         for customer in customers:
             services.customer_send_password_reset(customer=customer, by=request.user, request=request)
         self.message_user(
@@ -557,7 +557,11 @@ class CustomerAdmin(ImportExportModelAdmin):
 
     def send_login_email_view(self, request, pk):
         customer = self._customer_for(request, pk, "accounts.send_login_email")
-        services.customer_send_login_email(customer=customer, by=request.user)
+        try:
+            services.customer_send_login_email(customer=customer, by=request.user)
+        except CustomerError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return redirect("admin:accounts_customer_change", customer.pk)
         self.message_user(
             request, _("Sign-in link emailed to %(email)s.") % {"email": customer.user.email}, messages.SUCCESS
         )
@@ -565,11 +569,20 @@ class CustomerAdmin(ImportExportModelAdmin):
 
     def send_password_reset_view(self, request, pk):
         customer = self._customer_for(request, pk, "accounts.send_login_email")
-        services.customer_send_password_reset(customer=customer, by=request.user, request=request)
+        try:
+            services.customer_send_password_reset(customer=customer, by=request.user, request=request)
+        except CustomerError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return redirect("admin:accounts_customer_change", customer.pk)
         self.message_user(
             request, _("Password reset emailed to %(email)s.") % {"email": customer.user.email}, messages.SUCCESS
         )
         return redirect("admin:accounts_customer_change", customer.pk)
+
+
+def _customers_not_staff(queryset):
+    """The active, non-staff customers of a selection: bulk sign-in emails skip the others quietly."""
+    return queryset.filter(user__is_active=True, user__is_staff=False, user__is_superuser=False).select_related("user")
 
 
 @admin.register(CustomField)

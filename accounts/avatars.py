@@ -24,6 +24,7 @@ AVATAR_TOO_MANY_PIXELS = _("The image is %(width)s × %(height)s pixels; the lim
 AVATAR_BOMB = _("The image has far too many pixels; the limit is %(limit)s megapixels.")
 AVATAR_UNREADABLE = _("The image could not be read. It may be damaged or incomplete.")
 AVATAR_EMPTY = _("The file is empty.")
+UPLOAD_RATE_LIMITED = _("Too many uploads in a short time. Wait a few minutes, then try again.")
 
 
 class AvatarError(UserFacingError):
@@ -39,8 +40,16 @@ def _sniff_format(head: bytes) -> str | None:
     return None
 
 
-def avatar_inspect(upload) -> str:
-    """Check size, type and pixel count from the file's header only; return the format."""
+def avatar_draft_size() -> tuple[int, int]:
+    """The smallest size an avatar is decoded at: twice the stored square, so it is cropped from sharp pixels."""
+    return (settings.AVATAR_SIZE * 2, settings.AVATAR_SIZE * 2)
+
+
+def avatar_inspect(upload, *, draft_size: tuple[int, int] | None = None) -> str:
+    """Check size, type and the pixels decoding would make, from the file's header only; return the format.
+
+    A JPEG decodes at the smallest scale that still covers draft_size (an avatar's by default), so a large
+    photo costs little and counts at that scale; other formats decode whole."""
     if upload.size == 0:
         raise AvatarError(AVATAR_EMPTY)
     if upload.size > settings.AVATAR_MAX_BYTES:
@@ -56,13 +65,16 @@ def avatar_inspect(upload) -> str:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(upload, formats=[fmt]) as image:
                 width, height = image.size
+                if fmt == "JPEG":
+                    image.draft("RGB", draft_size or avatar_draft_size())  # sets the scale; decodes nothing
+                decoded = image.size[0] * image.size[1]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise AvatarError(AVATAR_BOMB, {"limit": _megapixels()}) from None
     except (OSError, SyntaxError, ValueError):
         raise AvatarError(AVATAR_UNREADABLE) from None
     finally:
         upload.seek(0)
-    if width * height > settings.AVATAR_MAX_PIXELS or width == 0 or height == 0:
+    if decoded > settings.AVATAR_MAX_PIXELS or width == 0 or height == 0:
         raise AvatarError(AVATAR_TOO_MANY_PIXELS, _pixel_params(width, height))
     return fmt
 
@@ -93,7 +105,7 @@ def avatar_reencode(upload) -> ContentFile:
     """Decode a checked upload and re-encode it as a square WebP without metadata."""
     fmt = avatar_inspect(upload)
     size = settings.AVATAR_SIZE
-    square = ImageOps.fit(_decode(upload, fmt, (size * 2, size * 2)), (size, size), method=Image.Resampling.LANCZOS)
+    square = ImageOps.fit(_decode(upload, fmt, avatar_draft_size()), (size, size), method=Image.Resampling.LANCZOS)
     out = io.BytesIO()
     square.save(out, format="WEBP", quality=85, method=4)  # no exif= argument: metadata is dropped
     return ContentFile(out.getvalue(), name=f"{uuid.uuid4().hex}.webp")
@@ -108,7 +120,7 @@ def logo_reencode(upload) -> ContentFile:
 
     PNG rather than WebP because email clients and PDF readers all show it.
     """
-    fmt = avatar_inspect(upload)
+    fmt = avatar_inspect(upload, draft_size=LOGO_MAX_SIZE)
     image = _decode(upload, fmt, LOGO_MAX_SIZE)
     image.thumbnail(LOGO_MAX_SIZE, Image.Resampling.LANCZOS)
     out = io.BytesIO()

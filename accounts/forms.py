@@ -1,6 +1,8 @@
 import re
 from functools import lru_cache
 
+from allauth.account.forms import RequestLoginCodeForm
+from allauth.account.models import EmailAddress
 from django import forms
 from django.db.models.fields import BLANK_CHOICE_DASH
 from django.utils.translation import get_language
@@ -255,6 +257,21 @@ class HubLinkRequestForm(forms.Form):
     """Ask for a fresh sign-in link by email (from the page of an expired or broken link)."""
 
     email = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+class VerifiedAddressLoginCodeForm(RequestLoginCodeForm):
+    """allauth's "email me a sign-in code" form, sending codes only to verified addresses.
+
+    An address nobody proved may be a stranger's: someone signs up with it, or adds it to their own account
+    as a second, pending address; the owner's code must then not open that account. The owner gets
+    allauth's "no account with this address" email instead, and the page reads the same either way."""
+
+    def clean_email(self):
+        email = super().clean_email()
+        user = getattr(self, "_user", None)
+        if user is not None and not EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists():
+            self._user = None
+        return email
 
 
 class AvatarForm(forms.Form):

@@ -110,6 +110,9 @@ class Customer(models.Model):
     external_user_id = models.CharField(_("external user ID"), max_length=100, blank=True, db_index=True)
     custom_field_values = models.JSONField(_("custom fields"), default=dict, blank=True)
     stripe_customer_id = models.CharField(_("Stripe customer ID"), max_length=64, blank=True, db_index=True)
+    # Signed into every hub link (accounts.hub) and replaced when a link is used or every session is
+    # signed out, so that a link works once.
+    hub_link_nonce = models.CharField(_("hub link nonce"), max_length=32, blank=True, editable=False)
     last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

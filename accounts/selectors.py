@@ -2,14 +2,17 @@
 
 from collections.abc import Iterable
 
-from django.db.models import Count, F, Min, OuterRef, QuerySet, Subquery, Sum
+from allauth.account.models import EmailAddress
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from billing.models import Subscription, SubscriptionStatus
+from billing.models import Card, Subscription, SubscriptionStatus
 from portal.compiled import CompiledQuery
-from purchases.models import Purchase, PurchaseStatus
+from portal.models import AuditEntry
+from purchases.models import AccessGrant, Purchase, PurchaseStatus
 
-from .models import Customer, CustomField
+from .models import Customer, CustomField, User
 from .social import SOCIAL_FIELDS
 
 
@@ -100,3 +103,28 @@ def custom_fields_for_contact_page() -> list[CustomField]:
 
 def custom_fields_all() -> list[CustomField]:
     return list(CustomField.objects.all())
+
+
+# --- Sign-ups nobody verified ------------------------------------------------------------------------
+
+
+def unverified_signups(*, joined_before) -> QuerySet[User]:
+    """Accounts made on the sign-up page whose address nobody verified by `joined_before` and that hold nothing.
+
+    Made on the sign-up page: a password and no "customer.created" audit entry (staff, imports and the
+    payment processor make accounts without a password, through accounts.services.customer_create or
+    billing). Holding nothing: never signed in, not staff, and no processor customer, purchase, receipt,
+    subscription, card or access grant. Such an account is only a claim on an address (anyone may make one
+    with anyone's address), so it is removed after a while (manage.py remove_unverified_signups)."""
+    return (
+        User.objects.filter(date_joined__lt=joined_before, is_staff=False, is_superuser=False, last_login=None)
+        .exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX)
+        .exclude(Exists(EmailAddress.objects.filter(user=OuterRef("pk"), verified=True)))
+        .exclude(customer__stripe_customer_id__gt="")
+        .exclude(Exists(AuditEntry.objects.filter(customer__user=OuterRef("pk"), action="customer.created")))
+        .exclude(Exists(Purchase.objects.filter(customer__user=OuterRef("pk"))))
+        .exclude(Exists(Subscription.objects.filter(customer__user=OuterRef("pk"))))
+        .exclude(Exists(Card.objects.filter(customer__user=OuterRef("pk"))))
+        .exclude(Exists(AccessGrant.objects.filter(customer__user=OuterRef("pk"))))
+        .order_by("pk")
+    )

@@ -1,13 +1,17 @@
 """Writes to accounts. Views and admin call these; nothing else saves a Customer."""
 
 import logging
+import secrets
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from allauth.account.forms import ResetPasswordForm
 from allauth.account.models import EmailAddress
+from allauth.account.stages import EmailVerificationStage, LoginStageController
 from allauth.account.utils import perform_login
+from allauth.usersessions.models import UserSession
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -22,8 +26,10 @@ from purchases.services import access_grant
 
 from .activity import customer_record_activity  # noqa: F401 - re-exported: the middleware, receivers and billing record activity through services
 from .avatars import avatar_reencode
+from .hub import HubLinkUsed
 from .models import SUPPORT_GROUP, Customer, CustomField, CustomFieldType, TaxIdStatus, User
 from .preferences import EmailCategory
+from .selectors import unverified_signups
 from .signals import CONTACT_FIELDS, contact_changed
 from .social import SOCIAL_FIELDS
 
@@ -159,14 +165,47 @@ def customer_unsubscribe(*, customer: Customer, category: EmailCategory) -> bool
 
 
 def hub_link_request(*, email: str) -> None:
-    """Email a fresh hub link to the active customer with this address; for any other address do nothing."""
-    customer = Customer.objects.filter(user__email__iexact=email.strip(), user__is_active=True).first()
+    """Email a fresh hub link to the active customer whose verified primary address this is; for any other
+    address (unknown, never verified, a staff member's) do nothing.
+
+    Anyone can ask: an address nobody has proven, or a staff account (the link would skip the password and
+    the second factor into the admin), must not be handed a credential this way."""
+    customer = (
+        Customer.objects.filter(
+            user__email__iexact=email.strip(),
+            user__is_active=True,
+            user__is_staff=False,
+            user__is_superuser=False,
+            user__emailaddress__email__iexact=email.strip(),
+            user__emailaddress__verified=True,
+        )
+        .select_related("user")
+        .first()
+    )
     if customer is not None:
         email_queue(customer=customer, kind=EmailKind.HUB_LINK, key=f"hub_link:{customer.pk}:{uuid.uuid4().hex}")
 
 
-def email_address_mark_verified(*, user: User) -> None:
-    """Record the user's address as verified: a link mailed to it was opened (and the token names it)."""
+def hub_link_nonce_rotate(*, customer: Customer, expected: str | None = None) -> bool:
+    """Give the customer a new hub link nonce, so every link made so far stops working.
+
+    With `expected`, only when the nonce is still that one: of two requests using the same link, one wins."""
+    nonce = secrets.token_hex(16)
+    rows = Customer.objects.filter(pk=customer.pk)
+    if expected is not None:
+        rows = rows.filter(hub_link_nonce=expected)
+    if not rows.update(hub_link_nonce=nonce):
+        return False
+    customer.hub_link_nonce = nonce
+    return True
+
+
+def email_address_mark_verified(*, request: HttpRequest | None, user: User) -> bool:
+    """Record the user's address as verified: a link mailed to it was opened (and the token names it).
+
+    Return whether a password was removed because this was the account's first proven address
+    (address_first_proven)."""
+    first = not _has_verified_address(user)
     address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
     if address is None:
         has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
@@ -174,12 +213,124 @@ def email_address_mark_verified(*, user: User) -> None:
     elif not address.verified:
         address.verified = True
         address.save(update_fields=["verified"])
+    return address_first_proven(request=request, user=user) if first else False
 
 
+@transaction.atomic
 def hub_sign_in(*, request: HttpRequest, customer: Customer, redirect_url: str) -> HttpResponse:
-    """Sign the customer in from a checked hub link, through allauth's login stages (2FA included)."""
-    email_address_mark_verified(user=customer.user)
+    """Sign the customer in from a checked hub link, through allauth's login stages (2FA included).
+
+    The link is used up first (its nonce replaced); raises HubLinkUsed when another request used it first."""
+    if not hub_link_nonce_rotate(customer=customer, expected=customer.hub_link_nonce):
+        raise HubLinkUsed()
+    if email_address_mark_verified(request=request, user=customer.user):
+        messages.info(request, ADDRESS_PROVEN_SET_PASSWORD, fail_silently=True)
     return perform_login(request, customer.user, redirect_url=redirect_url, email=customer.user.email)
+
+
+# --- Proving an address; accounts whose address nobody proved --------------------------------------
+
+# Set at sign-up: this browser session chose the account's password (accounts.adapter).
+SIGNED_UP_SESSION_KEY = "portal_signed_up_user"
+
+ADDRESS_PROVEN_SET_PASSWORD = _(
+    "Your email address is confirmed. For your safety any password set on this account before was removed "
+    "and every other session signed out: set a password of your own in Settings › Password."
+)
+
+
+def _has_verified_address(user: User) -> bool:
+    return EmailAddress.objects.filter(user=user, verified=True).exists()
+
+
+def _password_chosen_in_this_session(request: HttpRequest | None, user: User) -> bool:
+    """Whether the browser proving the address is the one that chose the password: it signed up, or signed in
+    with the password and is waiting at allauth's "verify your email" stage."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return False
+    if session.get(SIGNED_UP_SESSION_KEY) == user.pk:
+        return True
+    stage = LoginStageController.enter(request, EmailVerificationStage.key)
+    return bool(stage and stage.login.user and stage.login.user.pk == user.pk)
+
+
+def _sessions_end(*, user: User, keep_session_key: str | None = None) -> int:
+    """End the user's tracked sessions (allauth's user sessions), but the one named; return how many."""
+    ended = 0
+    for session in UserSession.objects.filter(user=user).exclude(session_key=keep_session_key or ""):
+        session.end()
+        ended += 1
+    return ended
+
+
+@transaction.atomic
+def address_first_proven(*, request: HttpRequest | None, user: User) -> bool:
+    """The account's first verified address was just proven (hub link, sign-in code or verification link).
+
+    Until now anyone could have signed up with this address and chosen the password, so unless this very
+    browser session chose it, the password goes (the owner sets one afterwards), every other session ends
+    (a changed password ends the untracked ones too) and every hub link stops working. Return whether the
+    password was removed."""
+    clear = user.has_usable_password() and not _password_chosen_in_this_session(request, user)
+    if clear:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    current = getattr(getattr(request, "session", None), "session_key", None)
+    ended = _sessions_end(user=user, keep_session_key=current)
+    customer = customer_get_or_create(user=user)
+    hub_link_nonce_rotate(customer=customer)
+    audit_record(
+        action="account.address_proven",
+        customer=customer,
+        actor_kind=ActorKind.SYSTEM,
+        changes={"password_removed": clear, "sessions_ended": ended},
+    )
+    return clear
+
+
+@transaction.atomic
+def account_unproven_reset(*, user: User) -> None:
+    """Take every credential off an account whose address nobody has proven: its password, its sessions and
+    its hub links. Before anything of value (a processor customer, purchases) is tied to such an account."""
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    ended = _sessions_end(user=user)
+    customer = customer_get_or_create(user=user)
+    hub_link_nonce_rotate(customer=customer)
+    audit_record(
+        action="account.unproven_reset",
+        customer=customer,
+        actor_kind=ActorKind.SYSTEM,
+        changes={"sessions_ended": ended},
+    )
+
+
+def user_for_processor_email(*, email: str) -> User | None:
+    """The user a payment processor's customer with this address belongs to, if any.
+
+    The processor does not prove addresses. An account here whose address nobody proved is no one's yet:
+    it is reset (account_unproven_reset) before the caller links purchases to it, so only whoever proves
+    the address, from the receipt's link, gets in."""
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    if user is not None and not _has_verified_address(user):
+        account_unproven_reset(user=user)
+    return user
+
+
+def unverified_signups_remove(*, joined_before: datetime) -> int:
+    """Delete the sign-ups nobody verified by `joined_before` (see selectors.unverified_signups); return how many."""
+    removed = 0
+    for user_id in unverified_signups(joined_before=joined_before).values_list("pk", flat=True).iterator():
+        with transaction.atomic():
+            # Checked again under the lock: the address may have been proven since the list was read.
+            user = unverified_signups(joined_before=joined_before).select_for_update().filter(pk=user_id).first()
+            if user is not None:
+                user.delete()
+                removed += 1
+    if removed:
+        logger.info("removed %s unverified sign-ups that joined before %s", removed, joined_before.isoformat())
+    return removed
 
 
 # --- Contacts added and edited by staff ----------------------------------------------------------
@@ -237,15 +388,31 @@ def customer_add_by_hand(*, email: str, full_name: str = "", offer=None, by: Use
     return customer
 
 
+SIGN_IN_EMAIL_STAFF_REFUSED = _(
+    "%(email)s is a staff account: sign-in and password emails are not sent to staff from here. Staff sign in "
+    "with their password and two-factor code."
+)
+
+
+def sign_in_email_refuse_staff(*, customer: Customer) -> None:
+    """Raise CustomerError when the customer is staff: emails that sign in or reset a password are for customers.
+
+    Support could otherwise send one to the creator, whose account opens the whole admin."""
+    if customer.user.is_staff or customer.user.is_superuser:
+        raise CustomerError(SIGN_IN_EMAIL_STAFF_REFUSED, {"email": customer.user.email})
+
+
 def customer_send_login_email(*, customer: Customer, by: User) -> None:
-    """Queue the welcome email, whose link lets the customer sign in and set a password."""
+    """Queue the welcome email, whose link lets the customer sign in and set a password (never to staff)."""
+    sign_in_email_refuse_staff(customer=customer)
     key = f"welcome:{customer.pk}:{uuid.uuid4().hex}"  # each send is a new email, never deduplicated
     email_queue(customer=customer, kind=EmailKind.WELCOME, key=key)
     audit_record(action="login_email.sent", customer=customer, actor=by)
 
 
 def customer_send_password_reset(*, customer: Customer, by: User, request) -> None:
-    """Send allauth's own password-reset email to the customer's address."""
+    """Send allauth's own password-reset email to the customer's address (never to staff)."""
+    sign_in_email_refuse_staff(customer=customer)
     form = ResetPasswordForm(data={"email": customer.user.email})
     if form.is_valid():
         form.save(request)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from . import selectors, services
-from .avatars import AvatarError
+from .avatars import UPLOAD_RATE_LIMITED, AvatarError
 from .forms import AvatarForm, ContactForm, HubLinkRequestForm, ProfileForm, SocialForm, with_custom_fields
 from .hub import HubLinkError, hub_default_destination, hub_link_token
 from .preferences import UnsubscribeLinkInvalid, unsubscribe_token_check
@@ -79,6 +79,11 @@ def profile(request):
 @require_POST
 def avatar_upload(request):
     customer = _customer(request)
+    # Counted before the image is looked at: decoding one costs CPU and memory whether or not it is kept.
+    if not ratelimit.consume(request, action="upload_avatar"):
+        messages.error(request, UPLOAD_RATE_LIMITED)
+        context = {"form": ProfileForm(instance=customer), "avatar_form": AvatarForm(), "customer": customer}
+        return render(request, "accounts/profile.html", context, status=429)
     avatar_form = AvatarForm(request.POST, request.FILES)
     if avatar_form.is_valid():
         try:
@@ -186,8 +191,11 @@ def hub_continue(request):
         return _hub_link_invalid(request, error)
     next_url = _hub_next(request)
     if request.method == "POST":
-        del request.session[HUB_TOKEN_SESSION_KEY]  # a link signs in once per browser session
-        return services.hub_sign_in(request=request, customer=customer, redirect_url=next_url)
+        del request.session[HUB_TOKEN_SESSION_KEY]
+        try:
+            return services.hub_sign_in(request=request, customer=customer, redirect_url=next_url)
+        except HubLinkError as error:  # another request used the link first
+            return _hub_link_invalid(request, error)
     if request.user.is_authenticated and request.user.pk == customer.user_id:
         return redirect(next_url)
     return render(request, "accounts/hub_confirm.html", {"link_customer": customer, "next": next_url})

@@ -141,11 +141,16 @@ def _billing(customer: Customer, subscription_offer: Offer) -> None:
 
 
 def admin_seed(*, password: str) -> User:
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
     user, _ = User.objects.get_or_create(email=ADMIN_EMAIL)
     user.is_staff = user.is_superuser = True
     user.set_password(password)
     user.save()
     customer_get_or_create(user=user)
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, generate_totp_secret())  # the admin opens only to staff with two-factor on
     return user
 
 

@@ -4,6 +4,7 @@ The processor is the source of truth; these rows are what our pages read, kept c
 own writes, by webhooks and by `manage.py stripe_sync`.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -90,6 +91,15 @@ class Subscription(models.Model):
     cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
     # The date it is set to end on, when Stripe holds one (it does for period-end cancellations too).
     cancel_at = models.DateTimeField(_("set to end on"), null=True, blank=True)
+    # The staff member who scheduled the cancellation: the customer may not undo it then.
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancellation scheduled by"),
+    )
     canceled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     paused = models.BooleanField(_("paused"), default=False)
     resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)

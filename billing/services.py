@@ -51,6 +51,9 @@ SELF_CANCEL_OFF = _("Subscriptions cannot be cancelled online. Please contact us
 SUBSCRIPTION_NOT_CANCELLABLE = _("This subscription is %(status)s, so it cannot be cancelled.")
 SUBSCRIPTION_ALREADY_CANCELLING = _("This subscription is already set to end on %(date)s.")
 SUBSCRIPTION_NOT_CANCELLING = _("This subscription is not set to end, so there is nothing to undo.")
+SUBSCRIPTION_CANCELLED_BY_STAFF = _(
+    "Our team set this subscription to end, so it cannot be kept from here. Please contact %(contact)s."
+)
 SUBSCRIPTION_NOT_PAUSABLE = _("Only an active subscription can be paused.")
 SUBSCRIPTION_NOT_PAUSED = _("This subscription is not paused.")
 SUBSCRIPTION_STILL_PAUSED = _(
@@ -160,9 +163,9 @@ def customer_for_stripe_id(*, stripe_customer_id: str) -> Customer:
     if customer:
         return customer
     remote = get_gateway().customer_retrieve(customer_id=stripe_customer_id)
-    from accounts.services import customer_get_or_create
+    from accounts.services import customer_get_or_create, user_for_processor_email
 
-    user = User.objects.filter(email__iexact=remote.email).first() if remote.email else None
+    user = user_for_processor_email(email=remote.email)  # an account nobody verified loses its credentials first
     if user is None:
         if not remote.email:
             raise BillingError(f"Stripe customer {stripe_customer_id} has no email address")
@@ -515,6 +518,9 @@ def subscription_cancel(
     if self_service:
         customer_record_activity(user_id=by.pk)
     synced = subscription_sync(remote=remote, by=by)
+    if at_period_end or self_service:  # who scheduled it: the customer may not undo what staff decided
+        synced.cancel_requested_by = None if self_service else by
+        synced.save(update_fields=["cancel_requested_by"])
     if synced.status == SubscriptionStatus.CANCELED:
         # "Cancel now" promises that the access it paid for ends now, whatever the mirror held before.
         _subscription_access_end(subscription=synced)
@@ -527,6 +533,9 @@ def subscription_cancel_undo(*, subscription: Subscription, by: User | None, att
     subscription = _lock_subscription(subscription)
     if not subscription.is_set_to_end:
         raise BillingError(SUBSCRIPTION_NOT_CANCELLING)
+    if subscription.cancel_requested_by_id and not (by is not None and by.is_staff):
+        raise BillingError(SUBSCRIPTION_CANCELLED_BY_STAFF, {"contact": site_settings_get().business_email or _("us")})
+    Subscription.objects.filter(pk=subscription.pk).update(cancel_requested_by=None)  # kept again: nobody's decision
     key = _key("subscription-keep", subscription.stripe_subscription_id, attempt=attempt)
     gateway = get_gateway()
     if subscription.cancel_at_period_end:
@@ -849,5 +858,8 @@ def purchase_subscription(*, purchase: Purchase) -> Subscription | None:
 
 def card_update_link_send(*, customer: Customer, by: User) -> None:
     """Email the customer a sign-in link that opens the card form (staff's "send card-update link")."""
+    from accounts.services import sign_in_email_refuse_staff
+
+    sign_in_email_refuse_staff(customer=customer)
     _email(customer=customer, kind="card_update_link", key=_key("card_update_link", customer.pk))
     audit_record(action="card.update_link_sent", customer=customer, actor=by)

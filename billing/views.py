@@ -3,6 +3,7 @@ import re
 import uuid
 from functools import wraps
 
+from allauth.core import ratelimit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonRespo
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -35,6 +37,7 @@ from .webhooks import webhook_receive
 logger = logging.getLogger(__name__)
 
 SETUP_ID_MISSING = _("Your card details did not arrive. Please enter your card again.")
+CARD_SETUP_RATE_LIMITED = gettext_lazy("Too many card attempts in a short time. Wait a few minutes, then try again.")
 
 
 def processor_attached_required(view):
@@ -161,6 +164,10 @@ def card_new(request):
 @require_POST
 def card_setup(request):
     """Open a SetupIntent for Stripe.js (called by card.js when the customer submits the card form)."""
+    # Each SetupIntent (new, or an open one reused) lets its holder try a card against the business's
+    # Stripe account, which is what card testers want: counted per account and per client first.
+    if not ratelimit.consume(request, action="card_setup"):
+        return JsonResponse({"error": str(CARD_SETUP_RATE_LIMITED)}, status=429)
     customer = customer_get_or_create(user=request.user)
     try:
         intent = card_setup_start(customer=customer, reuse_id=request.session.get(SETUP_INTENT_SESSION_KEY, ""))

@@ -1,3 +1,4 @@
+from allauth.core import ratelimit
 from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
 from allauth.usersessions.models import UserSession
 from django import forms
@@ -6,7 +7,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts.avatars import AvatarError, logo_reencode
+from accounts.avatars import UPLOAD_RATE_LIMITED, AvatarError, logo_reencode
 
 from .emails import email_requeue
 from .models import AuditEntry, OutboundEmail, SiteSettings
@@ -25,6 +26,7 @@ SITE_SETTINGS_FIELDSETS = [
 
 
 class SiteSettingsForm(forms.ModelForm):
+    request = None  # set by SiteSettingsAdmin.get_form
     # A plain file field: Django's ImageField would open the upload with Pillow before our checks.
     logo = forms.FileField(
         label=_("logo"),
@@ -42,6 +44,9 @@ class SiteSettingsForm(forms.ModelForm):
         logo = self.cleaned_data["logo"]
         if not logo or logo == self.initial.get("logo"):
             return logo  # cleared, or left as it was
+        # Counted before the image is looked at: decoding one costs CPU and memory whether or not it is kept.
+        if not ratelimit.consume(self.request, action="upload_logo"):
+            raise forms.ValidationError(UPLOAD_RATE_LIMITED, code="rate_limited")
         try:
             return logo_reencode(logo)
         except AvatarError as error:
@@ -61,6 +66,10 @@ class SiteSettingsAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         return redirect("admin:portal_sitesettings_change", site_settings_get().pk)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})  # the logo's upload limit counts per user
 
     def save_model(self, request, obj, form, change):
         """Save through the service, which records who changed which setting."""

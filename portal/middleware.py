@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.core.exceptions import BadRequest
 from django.http import HttpResponseForbidden
 from django.shortcuts import render
 from django.urls import reverse
@@ -21,6 +20,9 @@ class RefuseNulMiddleware:
     No address or search of ours has a use for one, and PostgreSQL refuses it in a text parameter,
     so it would otherwise surface as a 500 from whichever query first used it. Form bodies are
     guarded field by field (Django's CharField refuses NUL with a field error).
+
+    The 400 page is answered here rather than raised: a raised BadRequest is logged with its whole
+    traceback, and anyone can send these. Django's request logger still writes its one line.
     """
 
     def __init__(self, get_response):
@@ -29,7 +31,7 @@ class RefuseNulMiddleware:
     def __call__(self, request):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or NUL_ENCODED in query or "\x00" in query:
-            raise BadRequest("NUL character in the address")
+            return render(request, "400.html", status=400)
         return self.get_response(request)
 
 

@@ -212,6 +212,9 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "portal:home"
 
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-in codes go to verified addresses only (a pending or never-proven address may be a stranger's).
+ACCOUNT_FORMS = {"request_login_code": "accounts.forms.VerifiedAddressLoginCodeForm"}
+USERSESSIONS_ADAPTER = "accounts.adapter.UserSessionsAdapter"
 ACCOUNT_SIGNUP_OPEN = env_bool("ACCOUNT_SIGNUP_OPEN", True)
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
@@ -244,6 +247,11 @@ ACCOUNT_RATE_LIMITS = {
     "request_login_code": "20/m/ip,3/m/key",
     # Our own: "email me a fresh hub link" on an expired link's page (accounts.views.hub_request).
     "request_hub_link": "10/m/ip,3/10m/key",
+    # Our own, per account and per client. A SetupIntent (opened, or an open one reused) is what card
+    # testers need from a merchant; an image upload costs up to ~0.15 s of CPU to decode (docs/security.md).
+    "card_setup": "5/10m/user,20/d/user,10/10m/ip",
+    "upload_avatar": "10/10m/user,20/10m/ip",
+    "upload_logo": "10/10m/user,20/10m/ip",
     "change_phone": "1/m/user",
     "reauthenticate": "10/m/user",
 }
@@ -372,7 +380,9 @@ STORAGES = media_storages(os.environ, STORAGES)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 AVATAR_MAX_BYTES = int(os.environ.get("AVATAR_MAX_BYTES", str(2 * 1024 * 1024)))
-AVATAR_MAX_PIXELS = int(os.environ.get("AVATAR_MAX_PIXELS", str(4096 * 4096)))
+# Pixels decoded (a JPEG decodes at a reduced scale, so a 48-megapixel phone photo passes): 8 times the
+# stored avatar's side is ample, and bounds one upload to ~0.15 s of CPU and ~46 MB (docs/security.md).
+AVATAR_MAX_PIXELS = int(os.environ.get("AVATAR_MAX_PIXELS", str(2048 * 2048)))
 AVATAR_SIZE = 256
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +444,10 @@ ACTIVITY_INTERVAL_SECONDS = int(os.environ.get("ACTIVITY_INTERVAL_SECONDS", "300
 HUB_LINK_MAX_AGE_DAYS = int(os.environ.get("HUB_LINK_MAX_AGE_DAYS", "7"))
 DIRECTORY_PAGE_SIZE = 24
 # Staff must have two-factor authentication on before the admin opens (they are sent to set it up).
-PORTAL_STAFF_REQUIRE_2FA = env_bool("PORTAL_STAFF_REQUIRE_2FA", False)
+PORTAL_STAFF_REQUIRE_2FA = env_bool("PORTAL_STAFF_REQUIRE_2FA", True)
+# Sign-ups whose address nobody verified are removed this many days after joining, by the scheduled
+# `manage.py remove_unverified_signups` (docs/operations.md): until then they only hold the address.
+UNVERIFIED_SIGNUP_MAX_AGE_DAYS = int(os.environ.get("UNVERIFIED_SIGNUP_MAX_AGE_DAYS", "7"))
 # The load benchmark's two anchor pages under /bench/ (portal/bench_views.py); never on in production.
 BENCH_ANCHORS = env_bool("BENCH_ANCHORS", False)
 

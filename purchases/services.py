@@ -129,9 +129,31 @@ def receipt_issue(
 
 @transaction.atomic
 def access_grant(*, customer: Customer, product: Product, purchase: Purchase | None = None, by=None) -> AccessGrant:
-    """Give the customer access to the product (idempotent per purchase)."""
+    """Give the customer access to the product (idempotent per purchase).
+
+    A subscription's payment never gives back what staff revoked from that subscription: the revoked grant
+    is returned instead (staff grant it again by hand if they change their mind)."""
     if purchase is not None and purchase.customer_id != customer.pk:
         raise PurchaseError(GRANT_PURCHASE_OF_ANOTHER_CUSTOMER)
+    if purchase is not None and purchase.stripe_subscription_id:
+        revoked = (
+            AccessGrant.objects.filter(
+                customer=customer,
+                product=product,
+                purchase__stripe_subscription_id=purchase.stripe_subscription_id,
+                revoked_by__is_staff=True,
+            )
+            .order_by("-revoked_at")
+            .first()
+        )
+        if revoked is not None:
+            audit_record(
+                action="access.not_regranted",
+                customer=customer,
+                actor=by,
+                changes={"product": product.name, "purchase": purchase.pk, "revoked_by": str(revoked.revoked_by)},
+            )
+            return revoked
     grant, created = AccessGrant.objects.get_or_create(
         customer=customer, product=product, purchase=purchase, revoked_at=None, defaults={"granted_by": by}
     )

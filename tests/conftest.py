@@ -105,6 +105,19 @@ def sign_in(db):
 
 
 # --- Staff: the creator (a superuser) and support (the Support group) ---------------------------------
+# Staff made by the factories have two-factor on (tests.factories.STAFF_TOTP_SECRET), as the admin requires.
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    """pytest-django's superuser (behind its admin_client), with two-factor on as the admin requires."""
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    from tests.factories import STAFF_TOTP_SECRET
+
+    user = django_user_model.objects.create_superuser(email="admin@example.com", password="password")
+    TOTP.activate(user, STAFF_TOTP_SECRET)
+    return user
 
 
 @pytest.fixture

@@ -2,10 +2,13 @@
 
 import factory
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP
 
 from accounts.models import Customer, User
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
+# The authenticator app secret of every staff user the factories make (tests compute codes from it).
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -20,6 +23,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     def verified_email(self, create, extracted, **kwargs):
         if create:
             EmailAddress.objects.create(user=self, email=self.email, verified=True, primary=True)
+
+    @factory.post_generation
+    def totp(self, create, extracted, **kwargs):
+        """Staff have two-factor authentication on, as the admin requires (PORTAL_STAFF_REQUIRE_2FA);
+        totp=False makes one without it."""
+        wanted = extracted if extracted is not None else (self.is_staff or self.is_superuser)
+        if create and wanted:
+            TOTP.activate(self, STAFF_TOTP_SECRET)
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):

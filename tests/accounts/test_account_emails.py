@@ -2,6 +2,7 @@
 branded layout, from the business's name; each is sent once, by allauth."""
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.cache import cache
 
@@ -44,7 +45,7 @@ def test_the_email_changed_notice_goes_to_the_old_address_once(client_logged_in,
     response = client_logged_in.post("/accounts/email/", {"action_add": "", "email": "moved@example.com"})
     client_logged_in.post(response["Location"], {"password": password})
     [verification] = mail.outbox
-    confirm = verification.body.split("http://testserver", 1)[1].split()[0]
+    confirm = verification.body.split(settings.PORTAL_SITE_URL, 1)[1].split()[0]
     mail.outbox.clear()
 
     client_logged_in.post(confirm)

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.core import mail
 from django.core.cache import cache
@@ -31,7 +32,8 @@ def is_signed_in(client):
 
 
 def link_in(message, path_prefix):
-    match = re.search(rf"https?://testserver({re.escape(path_prefix)}\S+)", message.body)
+    """The path of the link to path_prefix… in the email: on the portal's address, whatever Host was asked."""
+    match = re.search(rf"{re.escape(settings.PORTAL_SITE_URL)}({re.escape(path_prefix)}\S+)", message.body)
     assert match, message.body
     return match.group(1)
 

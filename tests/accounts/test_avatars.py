@@ -309,8 +309,28 @@ def test_a_file_exactly_at_the_size_limit_is_accepted(client_logged_in, customer
 def test_an_image_with_too_many_pixels_is_refused_with_its_size(client_logged_in, customer):
     response = upload(client_logged_in, png_declaring(5000, 4000, with_pixels=False))
 
-    message = str(AVATAR_TOO_MANY_PIXELS) % {"width": 5000, "height": 4000, "limit": 16.8}
+    message = str(AVATAR_TOO_MANY_PIXELS) % {"width": 5000, "height": 4000, "limit": 4.2}
     assert_refused(response, customer, message, before="")
+
+
+def test_a_png_just_past_the_pixel_limit_is_refused_and_one_at_it_is_accepted(client_logged_in, customer):
+    assert settings.AVATAR_MAX_PIXELS == 2048 * 2048
+
+    refused = upload(client_logged_in, png_declaring(2049, 2048, with_pixels=True))
+    message = str(AVATAR_TOO_MANY_PIXELS) % {"width": 2049, "height": 2048, "limit": 4.2}
+    assert_refused(refused, customer, message, before="")
+
+    assert upload(client_logged_in, png_declaring(2048, 2048, with_pixels=True)).status_code == 302
+
+
+def test_a_phone_photo_jpeg_of_48_megapixels_is_accepted_decoded_at_a_reduced_scale(client_logged_in, customer):
+    """8000×6000 pixels: a JPEG decodes at 1/8 scale (1000×750), well within the limit."""
+    big = encode(photo((8000, 6000)), "JPEG", quality=60)
+
+    response = upload(client_logged_in, big, "phone.jpg", "image/jpeg")
+
+    assert response.status_code == 302
+    assert_clean_webp(stored_avatar(customer)[1])
 
 
 def test_a_decompression_bomb_is_refused_without_decoding_it(client_logged_in, customer):
@@ -328,7 +348,7 @@ def test_a_decompression_bomb_is_refused_without_decoding_it(client_logged_in, c
         tracemalloc.stop()
     peak_rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_rss_before_kb) / 1024
 
-    message = str(AVATAR_BOMB) % {"limit": 16.8}
+    message = str(AVATAR_BOMB) % {"limit": 4.2}
     assert_refused(response, customer, message, before="")
     assert python_peak < 20 * 1024 * 1024, python_peak
     assert peak_rss_growth_mb < 100, peak_rss_growth_mb
@@ -338,7 +358,7 @@ def test_a_bomb_header_without_any_pixel_data_gets_the_pixel_message_not_unreada
     """Had the pixels been decoded, the missing image data would have made it 'unreadable'."""
     response = upload(client_logged_in, png_declaring(20_000, 20_000, with_pixels=False))
 
-    message = str(AVATAR_BOMB) % {"limit": 16.8}
+    message = str(AVATAR_BOMB) % {"limit": 4.2}
     assert_refused(response, customer, message, before="")
 
 

@@ -158,11 +158,27 @@ def test_the_link_itself_takes_no_post(client, link):
     assert signed_in_user_id(client) is None
 
 
-def test_the_link_works_again_while_it_is_valid(customer, link):
-    for _ in range(2):
-        browser = Client()
-        assert confirm(browser, link).status_code == 302
-        assert int(signed_in_user_id(browser)) == customer.user.pk
+def test_the_link_works_once(customer, link):
+    browser = Client()
+    assert confirm(browser, link).status_code == 302
+    assert int(signed_in_user_id(browser)) == customer.user.pk
+
+    again = Client()
+    response = again.get(link)
+
+    assert response.status_code == 400
+    assert response.context["error"] == INVALID
+    assert signed_in_user_id(again) is None
+
+
+def test_a_fresh_link_works_after_one_was_used(customer, link):
+    confirm(Client(), link)
+    customer.refresh_from_db()  # as the next email, rendered from the stored row, sees it
+    fresh = path_of(hub_link_url(customer=customer))
+
+    browser = Client()
+    assert confirm(browser, fresh).status_code == 302
+    assert int(signed_in_user_id(browser)) == customer.user.pk
 
 
 def test_confirming_needs_the_page_csrf_token(customer, link):

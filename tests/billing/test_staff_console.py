@@ -121,7 +121,7 @@ def test_a_pause_date_in_the_past_is_refused(support_client, live_subscription, 
 
 
 def test_a_plain_customer_and_staff_without_permission_cannot_act(client, paid_purchase, live_subscription, gateway):
-    from accounts.models import User
+    from tests.factories import UserFactory
 
     urls = [
         reverse("admin:purchases_purchase_refund", args=[paid_purchase.pk]),
@@ -136,7 +136,7 @@ def test_a_plain_customer_and_staff_without_permission_cannot_act(client, paid_p
     for url in urls:
         response = client.post(url, {"amount": "1", "reason": "x", "when": "now"})
         assert response.status_code == 302 and "login" in response["Location"]
-    bare_staff = User.objects.create_user(email="intern@example.com", password="x", is_staff=True)
+    bare_staff = UserFactory(email="intern@example.com", is_staff=True)  # with two-factor, without permissions
     client.force_login(bare_staff)
     for url in urls:
         assert client.post(url, {"amount": "1", "reason": "x", "when": "now"}).status_code == 403

@@ -7,6 +7,7 @@ or the binary named by ``CHROMIUM_PATH``. Without it they are skipped locally an
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from tests.billing import conftest as billing_fixtures  # noqa: E402
-from tests.factories import DEFAULT_PASSWORD, CustomerFactory  # noqa: E402
+from tests.factories import DEFAULT_PASSWORD, STAFF_TOTP_SECRET, CustomerFactory  # noqa: E402
 
 # The same localstripe launcher as the gateway tests (a server per folder that uses it, per session).
 localstripe_url = billing_fixtures.localstripe_url
@@ -188,12 +189,24 @@ def field(page, label: str):
     return page.get_by_label(re.compile(rf"^{re.escape(label)}:?$"))
 
 
-def sign_in_with_form(page, email: str, password: str = DEFAULT_PASSWORD) -> None:
-    """Sign in through the real login form and wait for the home page."""
+def enter_staff_totp_code(page) -> None:
+    """allauth's two-factor step, with the code of the authenticator every factory-made staff user has."""
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/$"))
+    code = format_hotp_value(hotp_value(STAFF_TOTP_SECRET, int(time.time()) // 30))
+    page.locator("input[name=code]").fill(code)
+    page.get_by_role("button", name="Sign In").click()
+
+
+def sign_in_with_form(page, email: str, password: str = DEFAULT_PASSWORD, *, staff: bool = False) -> None:
+    """Sign in through the real login form (and, for staff, the two-factor step) and wait for the home page."""
     page.goto("/accounts/login/")
     page.locator("input[name=login]").fill(email)
     page.locator("input[name=password]").fill(password)
     page.locator("form").filter(has=page.locator("input[name=password]")).locator("button[type=submit]").click()
+    if staff:
+        enter_staff_totp_code(page)
     # The login page's own URL ends in "/" too, so match the home page's whole path.
     page.wait_for_url(re.compile(r"^https?://[^/]+/$"))
     page.locator("summary[aria-label='Account menu']").wait_for()

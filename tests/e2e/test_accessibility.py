@@ -240,7 +240,7 @@ def test_admin_pages(themed_page, audit, fake_gateway, transactional_db):
     admin = CustomerFactory(full_name="Sam Staff", user__is_staff=True, user__is_superuser=True, time_zone="UTC")
     buyer = CustomerFactory(full_name="Ada Lovelace", time_zone="UTC")
     purchase = purchase_record(customer=buyer, offer=OfferFactory(name="Pottery Basics course"))
-    sign_in_with_form(page, admin.user.email)
+    sign_in_with_form(page, admin.user.email, staff=True)
 
     for name, path in [
         ("admin: dashboard", "/admin/"),

@@ -24,7 +24,7 @@ from purchases.models import AccessGrant, Offer, Purchase, Receipt, Refund
 from purchases.services import purchase_record
 from tests.factories import DEFAULT_PASSWORD, CustomerFactory, OfferFactory, ProductFactory, UserFactory
 
-from .conftest import field
+from .conftest import enter_staff_totp_code, field
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +100,7 @@ def sign_in_to_admin(page, email: str) -> None:
     page.locator("input[name=login]").fill(email)
     page.locator("input[name=password]").fill(DEFAULT_PASSWORD)
     page.locator("form").filter(has=page.locator("input[name=password]")).locator("button[type=submit]").click()
+    enter_staff_totp_code(page)  # staff have two-factor on, as the admin requires
     expect(page).to_have_url(ADMIN_URL)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
