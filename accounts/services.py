@@ -271,8 +271,13 @@ def address_first_proven(*, request: HttpRequest | None, user: User) -> bool:
     Until now anyone could have signed up with this address and chosen the password, so unless this very
     browser session chose it, the password goes (the owner sets one afterwards), every other session ends
     (a changed password ends the untracked ones too) and every hub link stops working. Return whether the
-    password was removed."""
-    clear = user.has_usable_password() and not _password_chosen_in_this_session(request, user)
+    password was removed. Staff accounts are made by trusted hands (createsuperuser, the admin), not on the
+    sign-up page: they keep theirs."""
+    clear = (
+        user.has_usable_password()
+        and not (user.is_staff or user.is_superuser)
+        and not _password_chosen_in_this_session(request, user)
+    )
     if clear:
         user.set_unusable_password()
         user.save(update_fields=["password"])
@@ -311,9 +316,10 @@ def user_for_processor_email(*, email: str) -> User | None:
 
     The processor does not prove addresses. An account here whose address nobody proved is no one's yet:
     it is reset (account_unproven_reset) before the caller links purchases to it, so only whoever proves
-    the address, from the receipt's link, gets in."""
+    the address, from the receipt's link, gets in. Staff accounts (a creator made with createsuperuser has
+    no address record at all) are never reset: anyone can pay with anyone's address."""
     user = User.objects.filter(email__iexact=email).first() if email else None
-    if user is not None and not _has_verified_address(user):
+    if user is not None and not (user.is_staff or user.is_superuser) and not _has_verified_address(user):
         account_unproven_reset(user=user)
     return user
 

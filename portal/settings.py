@@ -248,7 +248,7 @@ ACCOUNT_RATE_LIMITS = {
     # Our own: "email me a fresh hub link" on an expired link's page (accounts.views.hub_request).
     "request_hub_link": "10/m/ip,3/10m/key",
     # Our own, per account and per client. A SetupIntent (opened, or an open one reused) is what card
-    # testers need from a merchant; an image upload costs up to ~0.15 s of CPU to decode (docs/security.md).
+    # testers need from a merchant; an image upload costs up to ~0.2 s of CPU to decode (docs/security.md).
     "card_setup": "5/10m/user,20/d/user,10/10m/ip",
     "upload_avatar": "10/10m/user,20/10m/ip",
     "upload_logo": "10/10m/user,20/10m/ip",
@@ -381,7 +381,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 AVATAR_MAX_BYTES = int(os.environ.get("AVATAR_MAX_BYTES", str(2 * 1024 * 1024)))
 # Pixels decoded (a JPEG decodes at a reduced scale, so a 48-megapixel phone photo passes): 8 times the
-# stored avatar's side is ample, and bounds one upload to ~0.15 s of CPU and ~46 MB (docs/security.md).
+# stored avatar's side is ample, and bounds one upload to ~0.2 s of CPU and ~48 MB (bench/avatar_cost.py).
 AVATAR_MAX_PIXELS = int(os.environ.get("AVATAR_MAX_PIXELS", str(2048 * 2048)))
 AVATAR_SIZE = 256
 

@@ -134,3 +134,15 @@ def test_a_customer_who_already_proved_the_address_keeps_password_and_sessions_o
 
     assert laptop.get("/settings/contact/").status_code == 200
     assert User.objects.get(pk=customer.user.pk).check_password(password)
+
+
+def test_a_staff_account_keeps_its_password_when_its_address_is_first_proven(db):
+    """Staff are made by createsuperuser or the admin, never on the sign-up page."""
+    from accounts.services import address_first_proven
+    from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+    staff = UserFactory(is_staff=True)
+    EmailAddress.objects.filter(user=staff).update(verified=False)
+
+    assert address_first_proven(request=None, user=staff) is False
+    assert User.objects.get(pk=staff.pk).check_password(DEFAULT_PASSWORD)

@@ -308,3 +308,20 @@ def test_a_stripe_customer_linked_to_an_unproven_account_ends_its_sessions_first
     assert Purchase.objects.filter(stripe_invoice_id=invoice.id).exists()
     assert signed_in_as(attacker) is None, "the attacker's session shows the victim's purchase"
     assert attacker_tries_the_password()[1] is None
+
+
+def test_a_checkout_with_a_staff_members_address_takes_nothing_from_their_account(
+    gateway, post_webhook, run_tasks, django_capture_on_commit_callbacks
+):
+    """Anyone can pay with anyone's address; a creator made with createsuperuser has no address record."""
+    creator = User.objects.create_superuser(email="owner@example.com", password=DEFAULT_PASSWORD)
+    OfferFactory(kind="one_time", price_amount=4900, stripe_price_id="price_course")
+    stripe_customer = gateway.customer_create(
+        details=CustomerDetails(name="Someone", email="owner@example.com"), idempotency_key="checkout"
+    )
+    invoice = gateway.invoice_create(customer_id=stripe_customer.id, amount=4900, price_id="price_course")
+
+    post_webhook(stripe_event("invoice.paid", {"id": invoice.id, "object": "invoice"}))
+
+    assert Purchase.objects.get(stripe_invoice_id=invoice.id).customer.user == creator
+    assert User.objects.get(pk=creator.pk).check_password(DEFAULT_PASSWORD)
