@@ -17,6 +17,8 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Templates, static files and translations live inside the package, so a wheel carries them.
 PORTAL_DIR = Path(__file__).resolve().parent
+# A business's own look: <theme>/templates and <theme>/static are searched before the portal's (docs/theming.md).
+PORTAL_THEME_DIR = Path(os.environ["PORTAL_THEME_DIR"]).resolve() if os.environ.get("PORTAL_THEME_DIR") else None
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
 
 
@@ -74,6 +76,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.RefuseNulMiddleware",
+    "portal.middleware.SessionCookieCheckMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -102,7 +105,8 @@ SITE_ID = 1
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [PORTAL_DIR / "templates"],
+        # A theme's templates first, so it may override any page, partial or form widget (docs/theming.md).
+        "DIRS": [*([PORTAL_THEME_DIR / "templates"] if PORTAL_THEME_DIR else []), PORTAL_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -114,17 +118,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
             ],
-            # {% url %} that remembers the addresses it made (portal/urltag.py).
-            "builtins": ["portal.urltag"],
-            # {% load i18n %} loads Django's library with a {% translate %} that remembers constant
-            # messages per language (portal/i18ntag.py).
-            "libraries": {"i18n": "portal.i18ntag"},
         },
     }
 ]
-# Django warns when a tag library name has two modules; replacing `i18n` above is the point (and
-# portal.i18ntag carries every tag and filter of Django's library).
-SILENCED_SYSTEM_CHECKS = ["templates.W003"]
 
 # ---------------------------------------------------------------------------------------------
 # Database and cache
@@ -163,8 +159,7 @@ else:
     # The database cache is shared by every worker and node, which the rate limits need.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "portal_cache"}}
 
-# Database sessions (shared by every node), read with one plain SELECT: portal/sessions.py.
-SESSION_ENGINE = "portal.sessions"
+# Database sessions, shared by every node (Django's default engine).
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +292,8 @@ USE_TZ = True
 # ---------------------------------------------------------------------------------------------
 
 STATIC_URL = "/static/"
+# A theme's static files are found before the portal's own (FileSystemFinder comes before the apps').
+STATICFILES_DIRS = [PORTAL_THEME_DIR / "static"] if PORTAL_THEME_DIR else []
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))

@@ -210,7 +210,7 @@ def test_with_the_processor_detached_no_billing_post_reaches_it(billing_client, 
     subscription_cancel(subscription=live_subscription, by=live_subscription.customer.user)
     spare = card_set_default(customer=live_subscription.customer, payment_method_id="pm_spare", by=None)
     card_set_default(customer=live_subscription.customer, payment_method_id="pm_main", by=None)
-    SiteSettings.objects.filter(pk=1).update(processor_attached=False)
+    SiteSettings.objects.update_or_create(pk=1, defaults={"processor_attached": False})
     before = list(gateway.calls)
     for url in [
         reverse("billing:subscription_keep", args=[live_subscription.pk]),

@@ -468,4 +468,4 @@ def test_purchase_dates_on_the_list_are_in_the_customers_time_zone(client_logged
 
     [row] = rows(client_logged_in.get("/purchases/").content.decode())
 
-    assert '<time datetime="2026-01-02T05:00:00+09:00">Jan. 2, 2026</time>' in row
+    assert '<time datetime="2026-01-02">Jan. 2, 2026</time>' in row
