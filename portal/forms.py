@@ -45,7 +45,7 @@ class LongSelect(forms.Select):
                 self.option_template_name, {"widget": self.create_option(name, value, label, True, chosen)}
             )
             context["widget"]["options"] = mark_safe(
-                "".join(options.unselected[:chosen]) + f"\n  {selected}" + "".join(options.unselected[chosen + 1 :])
+                "".join(options.unselected[:chosen]) + f"\n  {selected}\n" + "".join(options.unselected[chosen + 1 :])
             )
         return mark_safe(renderer.render(self.template_name, context))
 
@@ -56,12 +56,12 @@ class LongSelect(forms.Select):
 
     def _rendered_options(self, renderer, name: str) -> "_RenderedOptions":
         listed = self._choices_list()
-        # A function's list is known by its identity (it returns the same one); a literal list is copied with
-        # every form, so it is known by its content.
-        identity = id(listed) if isinstance(self.choices, CallableChoiceIterator) else tuple(listed)
-        key = (renderer, self.option_template_name, name, get_language(), identity)
+        # A function's list is known by its identity (the function returns the same one); a literal list is
+        # copied with every form, so it is known by its content.
+        by_identity = isinstance(self.choices, CallableChoiceIterator)
+        key = (renderer, self.option_template_name, name, get_language(), id(listed) if by_identity else tuple(listed))
         rendered = _rendered.get(key)
-        if rendered is None or rendered.listed is not listed:
+        if rendered is None or (by_identity and rendered.listed is not listed):
             if len(_rendered) >= _RENDERED_MAX:
                 _rendered.clear()
             rendered = _rendered[key] = _RenderedOptions(self, renderer, name, listed)
@@ -80,7 +80,8 @@ class _RenderedOptions:
             if isinstance(label, (list, tuple)):
                 raise TypeError("LongSelect does not take grouped choices")
             option = widget.create_option(name, value, label, False, position)
-            self.unselected.append(f"\n  {renderer.render(widget.option_template_name, {'widget': option})}")
+            # As Select's template places each option ({% include %} keeps the template's last line break).
+            self.unselected.append(f"\n  {renderer.render(widget.option_template_name, {'widget': option})}\n")
             self.index.setdefault(str(value), position)
         self.unselected_html = mark_safe("".join(self.unselected))
 

@@ -158,6 +158,15 @@ if REDIS_URL:
 else:
     # The database cache is shared by every worker and node, which the rate limits need.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "portal_cache"}}
+# Template fragments that depend only on the code, the language and values named in their key (menus,
+# navigation, unbound forms): kept in each process, as reading them from a shared cache would cost
+# what rendering them does. Never for anything a save can change without changing the key.
+CACHES["fragments"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "portal-fragments",
+    "TIMEOUT": None,
+    "OPTIONS": {"MAX_ENTRIES": 2000},
+}
 
 # Database sessions, shared by every node (Django's default engine).
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))

@@ -11,14 +11,13 @@ PURCHASES_PER_PAGE = 20
 
 
 def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
-    """The customer's purchases, newest first, each with its offer and its receipts (oldest first).
-
-    Paginated, this is a count, the page's purchases and one query for their receipts."""
+    """The customer's purchases, newest first, each with its offer and, as `receipt_list`, its receipts
+    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts."""
     receipts = Receipt.objects.order_by("issued_at", "pk").only("number", "purchase_id", "corrects_id")
     return (
         Purchase.objects.filter(customer=customer)
         .select_related("offer")
-        .prefetch_related(Prefetch("receipts", queryset=receipts))
+        .prefetch_related(Prefetch("receipts", queryset=receipts, to_attr="receipt_list"))
         .order_by("-purchased_at", "-pk")
     )
 

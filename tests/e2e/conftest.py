@@ -196,7 +196,7 @@ def sign_in_with_form(page, email: str, password: str = DEFAULT_PASSWORD) -> Non
     page.locator("form").filter(has=page.locator("input[name=password]")).locator("button[type=submit]").click()
     # The login page's own URL ends in "/" too, so match the home page's whole path.
     page.wait_for_url(re.compile(r"^https?://[^/]+/$"))
-    page.locator("summary[aria-label='Account menu']").wait_for()
+    page.locator("details.menu > summary").wait_for()
 
 
 @pytest.fixture

@@ -283,7 +283,7 @@ def test_keyboard_only_settings_and_card_update(page, account):  # noqa: F811 (t
     page.locator("body").focus()  # as after a fresh page load: nothing focused yet
 
     # Home → account menu → Settings.
-    tab_to(page, "summary[aria-label='Account menu']")
+    tab_to(page, "details.menu > summary")
     page.keyboard.press("Enter")
     expect(page.locator("details.menu")).to_have_attribute("open", "")
     tab_to(page, ".menu__list a[href='/settings/contact/']")
@@ -302,7 +302,7 @@ def test_keyboard_only_settings_and_card_update(page, account):  # noqa: F811 (t
 
     # Account menu → Billing → Replace card.
     page.locator("body").focus()
-    tab_to(page, "summary[aria-label='Account menu']")
+    tab_to(page, "details.menu > summary")
     page.keyboard.press("Space")
     tab_to(page, ".menu__list a[href='/billing/']")
     page.keyboard.press("Enter")
