@@ -8,6 +8,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonRespo
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -32,7 +33,7 @@ from .webhooks import webhook_receive
 
 logger = logging.getLogger(__name__)
 
-SETUP_ID_MISSING = _("Your card details did not arrive. Please enter your card again.")
+SETUP_ID_MISSING = gettext_lazy("Your card details did not arrive. Please enter your card again.")
 
 
 def processor_attached_required(view):

@@ -21,6 +21,7 @@ SITE_SETTINGS_FIELDSETS = [
     ),
     (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
     (_("Billing"), {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
+    (_("Look"), {"fields": ["brand_colour"]}),
 ]
 
 

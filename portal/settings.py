@@ -395,7 +395,8 @@ _stripe_origins = sorted(
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, *_stripe_origins],
-    "style-src": [CSP.SELF],
+    # The nonce is sent only with a page that uses it: the brand colour's style element (base.html).
+    "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:"],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF, *_stripe_origins],
