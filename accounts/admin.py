@@ -67,11 +67,11 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
     search_fields = ["email"]
     fieldsets = [
-        (None, {"fields": ["email", "password"]}),
+        (_("Account"), {"fields": ["email", "password"]}),
         (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+    add_fieldsets = [(_("Account"), {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     inlines = [CustomerInline]
 
 
@@ -324,9 +324,11 @@ class CustomerAdmin(ImportExportModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ["full_name", "email", "offer"], "description": LOGIN_EMAIL_NOTE})]
+            return [
+                (_("Contact information"), {"fields": ["full_name", "email", "offer"], "description": LOGIN_EMAIL_NOTE})
+            ]
         fieldsets = [
-            (None, {"fields": ["full_name", "email", "phone", "user"]}),
+            (_("Contact information"), {"fields": ["full_name", "email", "phone", "user"]}),
             (
                 _("Address"),
                 {"fields": ["address_line1", "address_line2", "city", "region", "postal_code", "country"]},

@@ -8,7 +8,6 @@ from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from billing.models import Card, Subscription, SubscriptionStatus
-from portal.compiled import CompiledQuery
 from portal.models import AuditEntry
 from purchases.models import AccessGrant, Purchase, PurchaseStatus
 
@@ -92,13 +91,9 @@ def countries_in_use() -> list[str]:
     return list(Customer.objects.exclude(country="").order_by("country").values_list("country", flat=True).distinct())
 
 
-# Read on every contact page, so its SQL is made once (portal/compiled.py).
-_custom_fields_visible = CompiledQuery(lambda: CustomField.objects.filter(visible_to_customer=True))
-
-
 def custom_fields_for_contact_page() -> list[CustomField]:
     """The custom fields a customer sees on their contact page (editable or not)."""
-    return _custom_fields_visible()
+    return list(CustomField.objects.filter(visible_to_customer=True))
 
 
 def custom_fields_all() -> list[CustomField]:

@@ -4,14 +4,10 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from accounts.models import Customer
-from portal.compiled import CompiledQuery
 from purchases.models import Purchase
 
 from .models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
 
-# The billing page's two reads have one shape whatever the customer, so each is compiled once
-# (portal/compiled.py).
-_cards_of = CompiledQuery(lambda customer_id: Card.objects.filter(customer_id=customer_id), customer_id=int)
 _payments_recorded = (
     Purchase.objects.filter(stripe_subscription_id=OuterRef("stripe_subscription_id"))
     .exclude(stripe_subscription_id="")
@@ -20,26 +16,22 @@ _payments_recorded = (
     .annotate(count=Count("pk"))
     .values("count")
 )
-_subscriptions_of = CompiledQuery(
-    lambda customer_id: (
-        Subscription.objects.filter(customer_id=customer_id)
-        .select_related("offer")
-        .exclude(status=SubscriptionStatus.INCOMPLETE_EXPIRED)
-        .annotate(payments_recorded=Coalesce(Subquery(_payments_recorded), 0))
-        .order_by("-created_at", "-pk")
-    ),
-    customer_id=int,
-)
 
 
 def cards_for_customer(*, customer: Customer) -> list[Card]:
-    return _cards_of(customer_id=customer.pk)
+    return list(Card.objects.filter(customer=customer))
 
 
 def subscriptions_for_customer(*, customer: Customer) -> list[Subscription]:
     """The customer's subscriptions, newest first, with their offers and, as `payments_recorded`, how many
     payments (purchases) each has recorded: what a payment plan's instalments left are counted from."""
-    return _subscriptions_of(customer_id=customer.pk)
+    return list(
+        Subscription.objects.filter(customer=customer)
+        .select_related("offer")
+        .exclude(status=SubscriptionStatus.INCOMPLETE_EXPIRED)
+        .annotate(payments_recorded=Coalesce(Subquery(_payments_recorded), 0))
+        .order_by("-created_at", "-pk")
+    )
 
 
 def customer_has_live_subscription(*, customer: Customer) -> bool:

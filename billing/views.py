@@ -36,7 +36,7 @@ from .webhooks import webhook_receive
 
 logger = logging.getLogger(__name__)
 
-SETUP_ID_MISSING = _("Your card details did not arrive. Please enter your card again.")
+SETUP_ID_MISSING = gettext_lazy("Your card details did not arrive. Please enter your card again.")
 CARD_SETUP_RATE_LIMITED = gettext_lazy("Too many card attempts in a short time. Wait a few minutes, then try again.")
 
 

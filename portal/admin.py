@@ -22,6 +22,7 @@ SITE_SETTINGS_FIELDSETS = [
     ),
     (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
     (_("Billing"), {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
+    (_("Look"), {"fields": ["brand_colour"]}),
 ]
 
 
@@ -132,7 +133,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
 
 
 # allauth's own admin searches user__username, a field our user model does not have (people sign in
-# with their email), so any search there was a 500. Search by email and address instead.
+# with their email): a search there would be a 500. Sessions are searched by email and address.
 admin.site.unregister(UserSession)
 
 

@@ -7,7 +7,7 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self):
-        from . import checks  # noqa: F401
+        from . import checks, receivers  # noqa: F401
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

@@ -15,8 +15,8 @@ class EmlFileBackend(BaseEmailBackend):
     """Write each message as its own .eml file, so a person can open it in a mail program."""
 
     def __init__(self, *, file_path, **kwargs):
-        # fail_silently is left to the base class: passing it on explicitly makes Django 6.1 refuse a
-        # backend configured in MAILERS ("Unknown options 'fail_silently'"), so no mail was ever written.
+        # fail_silently is left to the base class: Django 6.1 refuses a backend configured in MAILERS that
+        # passes it on explicitly ("Unknown options 'fail_silently'"), and no mail would be written.
         super().__init__(**kwargs)
         self.file_path = file_path
         os.makedirs(self.file_path, exist_ok=True)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseForbidden
 from django.shortcuts import render
@@ -32,6 +33,22 @@ class RefuseNulMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or NUL_ENCODED in query or "\x00" in query:
             return render(request, "400.html", status=400)
+        return self.get_response(request)
+
+
+class SessionCookieCheckMiddleware:
+    """Ignore a session cookie that Django could not have made (its keys are letters and digits).
+
+    Django's session store looks any key of eight characters or more up in the database, and PostgreSQL
+    refuses a NUL in a text parameter: a crafted cookie would be a 500 instead of an anonymous visit."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if key is not None and not (key.isascii() and key.isalnum()):
+            del request.COOKIES[settings.SESSION_COOKIE_NAME]
         return self.get_response(request)
 
 

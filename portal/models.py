@@ -5,6 +5,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .colours import BrandPalette, brand_colour_validate, brand_palette
+
 
 class ReceiptMode(models.TextChoices):
     RESYNC = "resync", _("Resync: past receipts follow the customer's current details")
@@ -45,6 +47,16 @@ class SiteSettings(models.Model):
         default=True,
         help_text=_("When off, the Billing section is hidden and customers are told whom to contact."),
     )
+    brand_colour = models.CharField(
+        _("brand colour"),
+        max_length=7,
+        blank=True,
+        validators=[brand_colour_validate],
+        help_text=_(
+            "Links, buttons and highlights in this colour, e.g. #3b5bdb; empty for the portal's blue. "
+            "It must be dark enough for white text on it."
+        ),
+    )
 
     class Meta:
         verbose_name = _("site settings")
@@ -72,6 +84,11 @@ class SiteSettings(models.Model):
     @property
     def is_frozen(self) -> bool:
         return self.receipt_mode == ReceiptMode.FROZEN
+
+    @property
+    def brand_palette(self) -> BrandPalette | None:
+        """The stylesheet's accent colours made from the brand colour, or None for the portal's own."""
+        return brand_palette(self.brand_colour) if self.brand_colour else None
 
 
 class ActorKind(models.TextChoices):

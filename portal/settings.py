@@ -17,6 +17,8 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Templates, static files and translations live inside the package, so a wheel carries them.
 PORTAL_DIR = Path(__file__).resolve().parent
+# A business's own look: <theme>/templates and <theme>/static are searched before the portal's (docs/theming.md).
+PORTAL_THEME_DIR = Path(os.environ["PORTAL_THEME_DIR"]).resolve() if os.environ.get("PORTAL_THEME_DIR") else None
 # A checkout keeps its data in its own var/; an installed portal (its packages in site-packages) in
 # var/ of the working directory, unless PORTAL_VAR_DIR says where (deploy/ sets it).
 VAR_DIR = Path(
@@ -79,6 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.RefuseNulMiddleware",
+    "portal.middleware.SessionCookieCheckMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,7 +111,8 @@ SITE_ID = 1
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [PORTAL_DIR / "templates"],
+        # A theme's templates first, so it may override any page, partial or form widget (docs/theming.md).
+        "DIRS": [*([PORTAL_THEME_DIR / "templates"] if PORTAL_THEME_DIR else []), PORTAL_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -120,17 +124,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
             ],
-            # {% url %} that remembers the addresses it made (portal/urltag.py).
-            "builtins": ["portal.urltag"],
-            # {% load i18n %} loads Django's library with a {% translate %} that remembers constant
-            # messages per language (portal/i18ntag.py).
-            "libraries": {"i18n": "portal.i18ntag"},
         },
     }
 ]
-# Django warns when a tag library name has two modules; replacing `i18n` above is the point (and
-# portal.i18ntag carries every tag and filter of Django's library).
-SILENCED_SYSTEM_CHECKS = ["templates.W003"]
 
 # ---------------------------------------------------------------------------------------------
 # Database and cache
@@ -181,9 +177,17 @@ if REDIS_URL:
 else:
     # The database cache is shared by every worker and node, which the rate limits need.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "portal_cache"}}
+# Template fragments that depend only on the code, the language and values named in their key (menus,
+# navigation, unbound forms): kept in each process, as reading them from a shared cache would cost
+# what rendering them does. Never for anything a save can change without changing the key.
+CACHES["fragments"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "portal-fragments",
+    "TIMEOUT": None,
+    "OPTIONS": {"MAX_ENTRIES": 2000},
+}
 
-# Database sessions (shared by every node), read with one plain SELECT: portal/sessions.py.
-SESSION_ENGINE = "portal.sessions"
+# Database sessions, shared by every node (Django's default engine).
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
 
 # ---------------------------------------------------------------------------------------------
@@ -328,6 +332,8 @@ USE_TZ = True
 # ---------------------------------------------------------------------------------------------
 
 STATIC_URL = "/static/"
+# A theme's static files are found before the portal's own (FileSystemFinder comes before the apps').
+STATICFILES_DIRS = [PORTAL_THEME_DIR / "static"] if PORTAL_THEME_DIR else []
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
@@ -422,7 +428,8 @@ _stripe_origins = sorted(
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, *_stripe_origins],
-    "style-src": [CSP.SELF],
+    # The nonce is sent only with a page that uses it: the brand colour's style element (base.html).
+    "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:"],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF, *_stripe_origins],

@@ -122,6 +122,15 @@ class Purchase(models.Model):
     def amount_remaining(self) -> int:
         return self.amount - self.amount_refunded
 
+    @property
+    def status_label(self) -> str:
+        """The status in the active language: get_status_display()'s answer, translating only this label
+        (that method translates every status label to look one up, a cost on a list of purchases)."""
+        try:
+            return PurchaseStatus(self.status).label
+        except ValueError:
+            return self.status
+
 
 class AccessGrant(models.Model):
     """A customer's access to a product, from a purchase or given by staff; revoked, never deleted."""

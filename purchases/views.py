@@ -10,7 +10,6 @@ from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_get
 
 from . import selectors
-from .markup import purchase_rows_markup
 from .pdf import receipt_filename
 from .pdf import receipt_pdf as render_receipt_pdf
 from .services import PurchaseError, receipt_issue_correction
@@ -27,7 +26,6 @@ def index(request):
         "purchases/index.html",
         {
             "page": page,
-            "rows": purchase_rows_markup(selectors.purchase_rows(purchases=page.object_list)),
             "products": selectors.products_for_customer(customer=customer),
         },
     )

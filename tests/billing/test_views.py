@@ -210,7 +210,7 @@ def test_with_the_processor_detached_no_billing_post_reaches_it(billing_client, 
     subscription_cancel(subscription=live_subscription, by=live_subscription.customer.user)
     spare = card_set_default(customer=live_subscription.customer, payment_method_id="pm_spare", by=None)
     card_set_default(customer=live_subscription.customer, payment_method_id="pm_main", by=None)
-    SiteSettings.objects.filter(pk=1).update(processor_attached=False)
+    SiteSettings.objects.update_or_create(pk=1, defaults={"processor_attached": False})
     before = list(gateway.calls)
     for url in [
         reverse("billing:subscription_keep", args=[live_subscription.pk]),
@@ -225,3 +225,13 @@ def test_with_the_processor_detached_no_billing_post_reaches_it(billing_client, 
         assert response.status_code == 409, url
     assert gateway.calls == before
     assert Subscription.objects.get(pk=live_subscription.pk).cancel_at_period_end
+
+
+def test_the_card_form_says_card_details_did_not_arrive_in_the_customers_language(billing_client, stripe_customer):
+    """The message is translated when shown, not when the module was imported (in whatever language then)."""
+    stripe_customer.language = "de"
+    stripe_customer.save(update_fields=["language"])
+
+    response = billing_client.post("/billing/cards/new/", {"setup_intent": ""})
+
+    assert "Ihre Kartendaten sind nicht angekommen." in response.content.decode()

@@ -209,7 +209,7 @@ def sign_in_with_form(page, email: str, password: str = DEFAULT_PASSWORD, *, sta
         enter_staff_totp_code(page)
     # The login page's own URL ends in "/" too, so match the home page's whole path.
     page.wait_for_url(re.compile(r"^https?://[^/]+/$"))
-    page.locator("summary[aria-label='Account menu']").wait_for()
+    page.locator("details.menu > summary").wait_for()
 
 
 @pytest.fixture

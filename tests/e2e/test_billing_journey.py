@@ -330,7 +330,7 @@ def test_when_the_processor_is_detached_billing_says_whom_to_contact(billing_pag
 
     page.goto("/")
     expect(page.locator("main").get_by_role("link", name=re.compile("^Billing"))).to_have_count(0)
-    page.locator("summary[aria-label='Account menu']").click()
+    page.locator("details.menu > summary").click()
     menu = page.locator("details.menu .menu__list")
     expect(menu.get_by_role("link", name="Settings", exact=True)).to_be_visible()
     expect(menu.get_by_role("link", name="Billing", exact=True)).to_have_count(0)

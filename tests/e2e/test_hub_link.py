@@ -22,7 +22,7 @@ def hub_path_in(message) -> str:
 
 
 def account_menu(page):
-    return page.locator("summary[aria-label='Account menu']")
+    return page.locator("details.menu > summary")
 
 
 def test_the_receipt_email_signs_the_customer_in_on_the_billing_page(page, run_tasks, transactional_db):

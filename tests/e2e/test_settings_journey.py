@@ -57,7 +57,7 @@ def test_contact_profile_and_avatar_changes_persist(page, transactional_db, sett
     expect(page.locator(".message--success")).to_have_text("Your profile was saved.")
 
     # Profile: avatar
-    expect(page.locator("summary[aria-label='Account menu'] img")).to_have_count(0)
+    expect(page.locator("details.menu > summary img")).to_have_count(0)
     page.locator("input[type=file][name=avatar]").set_input_files(make_png(tmp_path / "me.png"))
     page.get_by_role("button", name="Upload avatar").click()
     expect(page.locator(".message--success")).to_have_text("Your new avatar is in place.")
@@ -74,7 +74,7 @@ def test_contact_profile_and_avatar_changes_persist(page, transactional_db, sett
 
     page.goto("/settings/profile/")
     expect(field(page, "Time zone")).to_have_value("Europe/Berlin")
-    menu_avatar = "summary[aria-label='Account menu'] img.avatar"
+    menu_avatar = "details.menu > summary img.avatar"
     expect(page.locator(menu_avatar)).to_have_attribute("src", re.compile(r"^/media/avatars/[0-9a-f]{32}\.webp$"))
     page.wait_for_function(
         "sel => { const img = document.querySelector(sel); return img && img.complete }", arg=menu_avatar

@@ -1,45 +1,17 @@
-"""portal.sessions reads the session with a plain SELECT: it must find exactly what Django's database store finds."""
-
-from datetime import timedelta
+"""Sessions are Django's database sessions; a session cookie Django could not have made never reaches the database."""
 
 import pytest
 from django.conf import settings
-from django.contrib.sessions.backends.db import SessionStore as DjangoStore
-from django.contrib.sessions.models import Session
-from django.utils import timezone
-
-from portal.sessions import SessionStore
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 pytestmark = pytest.mark.django_db
 
-
-def test_a_stored_session_reads_the_same_as_with_djangos_store():
-    stored = SessionStore()
-    stored.update({"_auth_user_id": "7", "note": "ü & <b>"})
-    stored.save()
-
-    assert SessionStore(stored.session_key).load() == DjangoStore(stored.session_key).load() == dict(stored.items())
+CRAFTED = ['"abcdefgh\\000x"', "abcdefgh-../x", "ab\u00e9cdefghij"]
 
 
-def test_an_expired_session_is_not_read_and_gets_a_new_key_when_saved():
-    stored = SessionStore()
-    stored["_auth_user_id"] = "7"
-    stored.save()
-    Session.objects.filter(session_key=stored.session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
-
-    again = SessionStore(stored.session_key)
-
-    assert again.load() == {}
-    assert again.session_key is None
-
-
-def test_an_unknown_key_reads_as_an_empty_session():
-    session = SessionStore("x" * 32)
-
-    assert dict(session.items()) == {}
-    session["a"] = 1
-    session.save()
-    assert session.session_key != "x" * 32
+def test_sessions_are_djangos_database_sessions():
+    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
 
 
 def test_a_signed_in_customer_stays_signed_in(client_logged_in, customer):
@@ -49,9 +21,20 @@ def test_a_signed_in_customer_stays_signed_in(client_logged_in, customer):
     assert response.context["user"] == customer.user
 
 
-def test_a_crafted_session_cookie_is_an_anonymous_visit_not_an_error(client):
+@pytest.mark.parametrize("crafted", CRAFTED)
+def test_a_crafted_session_cookie_is_an_anonymous_visit_not_an_error(client, crafted):
     """The Cookie header as a client may send it: a quoted value with \\000 is read as a NUL."""
-    for crafted in ['"abcdefgh\\000x"', "abcdefgh-../x", "ab\u00e9cdefghij"]:
+    with CaptureQueriesContext(connection) as queries:
         response = client.get("/accounts/login/", headers={"cookie": f"{settings.SESSION_COOKIE_NAME}={crafted}"})
 
-        assert response.status_code == 200, crafted
+    assert response.status_code == 200
+    assert response.context["user"].is_anonymous
+    assert not [query for query in queries.captured_queries if "django_session" in query["sql"]]
+
+
+def test_a_well_formed_unknown_session_cookie_is_looked_up_and_signs_no_one_in(client):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/accounts/login/", headers={"cookie": f"{settings.SESSION_COOKIE_NAME}={'x' * 32}"})
+
+    assert response.context["user"].is_anonymous
+    assert [query for query in queries.captured_queries if "django_session" in query["sql"]]

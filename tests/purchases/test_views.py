@@ -266,7 +266,7 @@ def test_receipt_dates_are_in_the_customers_time_zone(client_logged_in, customer
 
     html = client_logged_in.get("/purchases/receipts/R-000001/").content.decode()
 
-    assert '<time datetime="2026-01-02T05:00:00+09:00">Jan. 2, 2026, 5 a.m.</time> (Asia/Tokyo)' in html
+    assert '<time datetime="2026-01-02T05:00:00+0900">Jan. 2, 2026, 5 a.m.</time> (Asia/Tokyo)' in html
     assert "Jan. 1, 2026" not in html
     assert "Refunded Jan. 4, 2026" in html
 
@@ -489,4 +489,4 @@ def test_purchase_dates_on_the_list_are_in_the_customers_time_zone(client_logged
 
     [row] = rows(client_logged_in.get("/purchases/").content.decode())
 
-    assert '<time datetime="2026-01-02T05:00:00+09:00">Jan. 2, 2026</time>' in row
+    assert '<time datetime="2026-01-02">Jan. 2, 2026</time>' in row

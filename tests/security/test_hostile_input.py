@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Customer, CustomField
 from accounts.services import CUSTOM_TEXT_MAX_LENGTH
-from portal.models import SiteSettings
+from portal.services import site_settings_update
 from purchases.models import Receipt
 
 from .conftest import signed_in
@@ -161,9 +161,9 @@ def unique_targets(forms):
 def test_every_form_answers_every_hostile_payload_with_a_field_error_never_a_500(world, custom_fields):
     me, _victim = world
     Customer.objects.filter(pk=me.customer.pk).update(directory_opt_in=True)
-    SiteSettings.objects.filter(pk=1).update(receipt_mode="frozen")  # shows the "corrected copy" form as well
+    site_settings_update(data={"receipt_mode": "frozen"})  # shows the "corrected copy" form as well
     forms = unique_targets(discovered_forms(me))
-    SiteSettings.objects.filter(pk=1).update(receipt_mode="resync")  # contact edits rewrite the receipts' copies
+    site_settings_update(data={"receipt_mode": "resync"})  # contact edits rewrite the receipts' copies
     customer = signed_in(Client(raise_request_exception=False), me.customer.user)
     tried = server_errors = 0
     for who, form in forms:
@@ -192,9 +192,9 @@ _text = st.one_of(
 
 def test_hypothesis_drives_every_form_with_hostile_text(world, custom_fields):
     me, _victim = world
-    SiteSettings.objects.filter(pk=1).update(receipt_mode="frozen")  # shows the "corrected copy" form as well
+    site_settings_update(data={"receipt_mode": "frozen"})  # shows the "corrected copy" form as well
     forms = unique_targets(discovered_forms(me))
-    SiteSettings.objects.filter(pk=1).update(receipt_mode="resync")
+    site_settings_update(data={"receipt_mode": "resync"})
     customer = signed_in(Client(), me.customer.user)
     saved = {"inputs": 0}
 

@@ -10,6 +10,7 @@ from django.test import Client
 from accounts.models import Customer, User
 from billing.models import Card, Subscription
 from portal.models import SiteSettings
+from portal.services import site_settings_update
 from purchases.models import Purchase, Receipt
 
 from .conftest import signed_in
@@ -125,7 +126,7 @@ def discovered_forms(me):
 
 def test_every_form_ignores_the_fields_it_does_not_offer(world):
     me, victim = world
-    SiteSettings.objects.filter(pk=1).update(receipt_mode="frozen")  # frozen mode adds the "corrected copy" form
+    site_settings_update(data={"receipt_mode": "frozen"})  # frozen mode adds the "corrected copy" form
     forms = discovered_forms(me)
     extras = extra_fields(victim)
     before = protected_state(me, victim)
