@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from tests.servers import free_port
@@ -16,7 +17,9 @@ TIMEOUT = 0.3
 
 
 def redis_cache(location: str) -> dict:
+    """The settings' caches with the default one on Redis at `location`."""
     return {
+        **django_settings.CACHES,
         "default": {
             "BACKEND": "portal.cache.FailOpenRedisCache",
             "LOCATION": location,
