@@ -45,7 +45,7 @@ def frozen_redis():
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0", held
     stop.set()
     thread.join(timeout=2)
     for conn in held:
@@ -69,16 +69,21 @@ def test_with_redis_down_sign_in_still_works_and_a_warning_is_logged(client, cus
     assert "Redis unreachable" in caplog.text
 
 
-def test_with_redis_frozen_sign_in_answers_within_a_second_and_the_next_without_waiting(
+def test_with_redis_frozen_sign_in_answers_and_the_next_request_does_not_wait_on_redis(
     client, customer, password, settings, frozen_redis
 ):
-    settings.CACHES = redis_cache(frozen_redis)
+    location, connections = frozen_redis
+    settings.CACHES = redis_cache(location)
 
     first, first_took = sign_in(client, customer, "wrong-password-123")
-    second, second_took = sign_in(client, customer, password)
+    tried = len(connections)
+    second, _ = sign_in(client, customer, password)
 
-    assert first.status_code == 200 and first_took < 1.5
-    assert second.status_code == 302 and second_took < first_took  # no call waits on Redis meanwhile
+    # Without timeouts a frozen Redis holds the request until the web server kills the worker (30 s);
+    # here it answers after one socket timeout, however loaded the machine is.
+    assert first.status_code == 200 and first_took < 10
+    assert tried >= 1
+    assert second.status_code == 302 and len(connections) == tried  # no call waited on Redis again
 
 
 def test_with_redis_up_the_cache_works_as_djangos(settings):
