@@ -245,6 +245,15 @@ def test_a_customer_without_a_password_can_set_one(client, sign_in):
     assert not customer.user.has_usable_password()
     client.force_login(customer.user, backend="accounts.backends.PortalAuthenticationBackend")
 
+    # allauth asks to confirm it is them first: without a password, by a code sent to their address.
+    asked = client.get("/settings/password/")
+    assert asked["Location"] == "/accounts/reauthenticate/code/?next=%2Fsettings%2Fpassword%2F"
+    [(recipient, _label)] = client.get(asked["Location"]).context["form"].fields["recipient"].choices
+    confirm = client.post(asked["Location"], {"recipient": recipient})
+    [message] = mails_to(customer.email)
+    client.post(confirm["Location"], {"code": login_code_in(message)})
+    mail.outbox.clear()
+
     page = client.get("/settings/password/")
     assert page.status_code == 200
     body = page.content.decode()
