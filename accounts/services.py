@@ -330,7 +330,12 @@ def unverified_signups_remove(*, joined_before: datetime) -> int:
     for user_id in unverified_signups(joined_before=joined_before).values_list("pk", flat=True).iterator():
         with transaction.atomic():
             # Checked again under the lock: the address may have been proven since the list was read.
-            user = unverified_signups(joined_before=joined_before).select_for_update().filter(pk=user_id).first()
+            user = (
+                unverified_signups(joined_before=joined_before)
+                .select_for_update(of=("self",))
+                .filter(pk=user_id)
+                .first()
+            )
             if user is not None:
                 user.delete()
                 removed += 1
