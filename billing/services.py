@@ -244,16 +244,16 @@ def card_set_default(*, customer: Customer, payment_method_id: str, by: User | N
     """Attach the payment method, make it the default for the customer and their live subscriptions, mirror it."""
     customer = Customer.objects.select_for_update().select_related("user").get(pk=customer.pk)
     own_card_subscriptions = _subscriptions_paying_by_own_card(customer)
-    current = customer.cards.filter(is_default=True, stripe_payment_method_id=payment_method_id).first()
-    if current and all(s.default_payment_method_id == payment_method_id for s in own_card_subscriptions):
-        return current  # already the default everywhere (say, a webhook told us a timed-out change landed)
+    previous = customer.cards.filter(is_default=True).first()
+    already = previous is not None and previous.stripe_payment_method_id == payment_method_id
+    if already and all(s.default_payment_method_id == payment_method_id for s in own_card_subscriptions):
+        return previous  # already the default everywhere (say, a webhook told us a timed-out change landed)
     remote = get_gateway().card_attach_as_default(
         customer_id=stripe_customer_ensure(customer=customer),
         payment_method_id=payment_method_id,
         subscription_ids=[s.stripe_subscription_id for s in own_card_subscriptions],
         idempotency_key=_key("card-default", customer.pk, payment_method_id, attempt=attempt),
     )
-    previous = customer.cards.filter(is_default=True).first()
     card = _card_mirror(customer=customer, remote=remote, is_default=True)
     for subscription in own_card_subscriptions:
         subscription.default_payment_method_id = remote.id
@@ -753,7 +753,7 @@ def refund_sync(*, remote: GatewayRefund) -> Refund | None:
         if refund.status == status:
             return refund
         refund = refund_status_set(refund=refund, status=status, failure_reason=remote.failure_reason)
-        if status in (RefundStatus.FAILED, RefundStatus.CANCELED) or status == RefundStatus.SUCCEEDED:
+        if status != RefundStatus.PENDING:  # made, or did not go through: news for the customer
             _refund_email(refund=refund, purchase=refund.purchase)
         return refund
     purchase = _purchase_for_payment(charge_id=remote.charge_id, payment_intent_id=remote.payment_intent_id)

@@ -23,7 +23,6 @@ import stripe
 from django.conf import settings
 from stripe.params import (
     CustomerCreateParams,
-    CustomerCreateParamsAddress,
     CustomerUpdateParams,
     CustomerUpdateParamsAddress,
     PlanCreateParams,
@@ -95,7 +94,7 @@ def _has(obj: stripe.StripeObject, name: str) -> bool:
 
 
 def map_customer(customer: stripe.Customer) -> GatewayCustomer:
-    if "deleted" in customer and customer["deleted"]:
+    if _has(customer, "deleted"):
         return GatewayCustomer(id=customer.id, email="", name="", deleted=True)
     invoice_settings = customer.invoice_settings
     return GatewayCustomer(
@@ -223,36 +222,24 @@ def map_event(body: dict[str, Any]) -> GatewayEvent:
     )
 
 
-def customer_create_params(details: CustomerDetails) -> CustomerCreateParams:
-    address: Address = details.address
+def _address_params(address: Address) -> CustomerUpdateParamsAddress:
     return {
-        "name": details.name,
-        "email": details.email,
-        "address": CustomerCreateParamsAddress(
-            line1=address.line1,
-            line2=address.line2,
-            city=address.city,
-            state=address.region,
-            postal_code=address.postal_code,
-            country=address.country,
-        ),
+        "line1": address.line1,
+        "line2": address.line2,
+        "city": address.city,
+        "state": address.region,
+        "postal_code": address.postal_code,
+        "country": address.country,
     }
+
+
+def customer_create_params(details: CustomerDetails) -> CustomerCreateParams:
+    # The create and update address TypedDicts are the same shape under two names.
+    return {"name": details.name, "email": details.email, "address": _address_params(details.address)}
 
 
 def customer_update_params(details: CustomerDetails) -> CustomerUpdateParams:
-    address: Address = details.address
-    return {
-        "name": details.name,
-        "email": details.email,
-        "address": CustomerUpdateParamsAddress(
-            line1=address.line1,
-            line2=address.line2,
-            city=address.city,
-            state=address.region,
-            postal_code=address.postal_code,
-            country=address.country,
-        ),
-    }
+    return {"name": details.name, "email": details.email, "address": _address_params(details.address)}
 
 
 # ---------------------------------------------------------------------------------------------
