@@ -1,14 +1,26 @@
 """Factories for every model the tests build: one place, reused by every test module."""
 
+import time
+
 import factory
 from allauth.account.models import EmailAddress
-from allauth.mfa.totp.internal.auth import TOTP
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 
 from accounts.models import Customer, User
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
 # The authenticator app secret of every staff user the factories make (tests compute codes from it).
 STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def totp_code(secret: str = STAFF_TOTP_SECRET, *, seconds_needed: int = 0) -> str:
+    """The authenticator code for now. allauth accepts only the current 30-second window's code, so a
+    code typed into a browser near a window's end reaches the server in the next one and is refused:
+    with `seconds_needed`, wait for a fresh window when fewer seconds than that are left."""
+    left = 30 - time.time() % 30
+    if left < seconds_needed:
+        time.sleep(left + 0.05)
+    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -1,14 +1,13 @@
 """Two-factor authentication (TOTP and recovery codes) and the signed-in sessions list, through allauth."""
 
-import time
-
 from allauth.mfa.models import Authenticator
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.test import Client
+
+from tests.factories import totp_code
 
 
 def current_code(secret: str) -> str:
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    return totp_code(secret, seconds_needed=2)
 
 
 def is_signed_in(client) -> bool:

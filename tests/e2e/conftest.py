@@ -7,7 +7,6 @@ or the binary named by ``CHROMIUM_PATH``. Without it they are skipped locally an
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 from tests.billing import conftest as billing_fixtures  # noqa: E402
-from tests.factories import DEFAULT_PASSWORD, STAFF_TOTP_SECRET, CustomerFactory  # noqa: E402
+from tests.factories import DEFAULT_PASSWORD, STAFF_TOTP_SECRET, CustomerFactory, totp_code  # noqa: E402
 
 # The same localstripe launcher as the gateway tests (a server per folder that uses it, per session).
 localstripe_url = billing_fixtures.localstripe_url
@@ -191,10 +190,8 @@ def field(page, label: str):
 
 def enter_staff_totp_code(page) -> None:
     """allauth's two-factor step, with the code of the authenticator every factory-made staff user has."""
-    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-
     page.wait_for_url(re.compile(r"/accounts/2fa/authenticate/$"))
-    code = format_hotp_value(hotp_value(STAFF_TOTP_SECRET, int(time.time()) // 30))
+    code = totp_code(STAFF_TOTP_SECRET, seconds_needed=8)
     page.locator("input[name=code]").fill(code)
     page.get_by_role("button", name="Sign In").click()
 
