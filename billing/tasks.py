@@ -1,4 +1,4 @@
-"""Background work for billing: pushing contact changes to the payment processor."""
+"""Background work for billing: pushing contact changes to the payment processor, applying Stripe events."""
 
 import logging
 from datetime import timedelta
@@ -42,3 +42,17 @@ def customer_push(customer_id: int, idempotency_key: str, attempt: int = 1) -> b
             next_attempt = next_attempt.using(run_after=timezone.now() + delay)
         next_attempt.enqueue(customer_id, idempotency_key, attempt + 1)
         return False
+
+
+@task
+def webhook_apply(event_id: int) -> str:
+    """Apply one stored Stripe event (billing.webhooks); returns its status. A failure is kept on the
+    event row, not raised: the sweep and admin's "Retry" apply it again, and a re-run never applies twice."""
+    from .models import WebhookEvent
+    from .webhooks import webhook_event_apply
+
+    event = WebhookEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return "missing"  # removed in admin since it was queued
+    with payment_deadline(settings.STRIPE_REQUEST_DEADLINE_SECONDS):
+        return webhook_event_apply(event=event).status

@@ -20,7 +20,7 @@ from portal.selectors import site_settings_for_request, site_settings_get
 
 from . import selectors
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
-from .models import Card, Subscription, WebhookStatus
+from .models import Card, Subscription
 from .services import (
     PROCESSOR_DETACHED,
     BillingError,
@@ -277,12 +277,13 @@ def _local_date(value):
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
-    """Stripe's webhook endpoint: signed by Stripe, so it is the one view without a CSRF token."""
+    """Stripe's webhook endpoint: signed by Stripe, so it is the one view without a CSRF token.
+
+    It answers as soon as the event is stored and its application queued (billing.webhooks); only a
+    bad signature (400) or a failure to store (500, so Stripe delivers it again) answers otherwise."""
     try:
-        event = webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+        webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
     except SignatureInvalid:
         logger.warning("webhook refused: signature did not verify")
         return HttpResponseBadRequest("signature did not verify")
-    if event.status == WebhookStatus.FAILED:
-        return HttpResponse("failed; recorded for retry", status=500)
     return HttpResponse("ok")

@@ -1,11 +1,19 @@
-"""Stripe webhooks: verify, store once, apply by re-reading the object from the processor.
+"""Stripe webhooks: verify and store in the request, apply in a task by re-reading the object.
 
-An event is stored under its unique Stripe id before anything else happens, so a duplicate
-delivery (or five at once) finds the row and does nothing. Handlers never trust the event's
-copy of the object: they fetch the current object through the gateway, so deliveries out of
-order end in the processor's current state. A handler runs inside one transaction; if it
-fails, its writes roll back, the error is kept on the event row, and a redelivery by Stripe or
-"retry" in admin applies it again.
+The request only checks the signature, stores the event under its unique Stripe id (so a
+duplicate delivery, or five at once, finds the row and does nothing) and queues
+`billing.tasks.webhook_apply` on commit; it answers 200 without calling the processor, so a
+burst of events never holds web workers behind Stripe's answers or rate limits.
+
+The task applies the event. Handlers never trust the event's copy of the object: they fetch the
+current object through the gateway. Appliers of one processor object take a lock on its id
+(PostgreSQL advisory lock, held to the end of the transaction) before that read, so they run one
+after another and the last to write has read last: deliveries late or out of order end in the
+processor's current state. An event whose object a newer event of the same kind has already been
+applied for is marked processed without a read (the newer read came after this event's change).
+A handler runs inside one transaction with the event row locked; if it fails, its writes roll
+back, the error is kept on the row, and the sweep (`webhook_events_retry`), "Retry" in admin or a
+redelivery by Stripe applies it again.
 """
 
 import logging
@@ -13,13 +21,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Customer
 
-from .gateways.base import GatewayEvent, get_gateway
+from .gateways.base import GatewayEvent, get_gateway, payment_deadline
 from .models import WebhookEvent, WebhookStatus
 from .services import (
     charge_refunds_sync,
@@ -33,6 +41,18 @@ from .services import (
 
 logger = logging.getLogger(__name__)
 
+# First key of the two-key advisory locks taken per processor object ("STRW"), so they never meet
+# another feature's advisory locks.
+OBJECT_LOCK_NAMESPACE = 0x53545257
+
+
+def _object_lock(object_id: str) -> None:
+    """Wait for, and hold until the transaction ends, the lock that puts appliers of one processor
+    object in a row. Only PostgreSQL has it; SQLite (the embedded default) runs one task worker."""
+    if object_id and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::int4, hashtext(%s))", [OBJECT_LOCK_NAMESPACE, object_id])
+
 
 def _subscription(event: WebhookEvent) -> None:
     subscription_sync(remote=get_gateway().subscription_retrieve(subscription_id=event.object_id))
@@ -41,6 +61,7 @@ def _subscription(event: WebhookEvent) -> None:
 def _invoice_paid(event: WebhookEvent) -> None:
     invoice = get_gateway().invoice_retrieve(invoice_id=event.object_id)
     if invoice.subscription_id:
+        _object_lock(invoice.subscription_id)  # its subscription's own events may be applying now
         subscription_sync(remote=get_gateway().subscription_retrieve(subscription_id=invoice.subscription_id))
     invoice_record_paid(invoice=invoice)
 
@@ -59,6 +80,7 @@ def _payment_method(event: WebhookEvent) -> None:
         # Detached: Stripe's copy no longer names the customer; find the card's owner in our mirror.
         owners = Customer.objects.filter(cards__stripe_payment_method_id=event.object_id).distinct()
     for customer in owners:
+        _object_lock(customer.stripe_customer_id)  # other card events of this customer re-read the same list
         customer_cards_sync(customer=customer)
 
 
@@ -105,8 +127,16 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
 }
 
 
+# Handlers that read everything they write from the processor by the event's object id, so a newer
+# event of the same handler, once applied, has already brought in what an older one would.
+REREAD_ONLY: frozenset[Callable[[WebhookEvent], None]] = frozenset(
+    {_subscription, _invoice_paid, _invoice_failed, _refund}
+)
+
+
 def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
-    """Verify and store one delivery, then apply it unless it was applied before. Raises SignatureInvalid."""
+    """Verify and store one delivery and queue its application (on commit); no processor call.
+    A redelivery of a failed event queues it again. Raises SignatureInvalid."""
     event: GatewayEvent = get_gateway().event_construct(
         payload=payload, signature=signature, secret=settings.STRIPE_WEBHOOK_SECRET
     )
@@ -125,13 +155,45 @@ def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
         if row.status != WebhookStatus.FAILED:
             logger.info("webhook %s (%s): duplicate delivery", event.id, event.type)
             return row
-    if row.status == WebhookStatus.IGNORED:
-        return row
-    return webhook_event_apply(event=row)
+    if row.status != WebhookStatus.IGNORED:
+        webhook_event_enqueue(event=row)
+    return row
+
+
+def webhook_event_enqueue(*, event: WebhookEvent) -> None:
+    """Queue the application of a stored event once the current transaction commits."""
+    transaction.on_commit(lambda: _enqueue(event_id=event.pk, stripe_event_id=event.stripe_event_id))
+
+
+def _enqueue(*, event_id: int, stripe_event_id: str) -> None:
+    from .tasks import webhook_apply
+
+    try:
+        webhook_apply.enqueue(event_id)
+    except Exception:  # the event is stored; the sweep applies events left received, so Stripe still hears 200
+        logger.exception("webhook %s: could not be queued; the sweep will apply it", stripe_event_id)
+
+
+def _newer_applied(event: WebhookEvent) -> WebhookEvent | None:
+    """A newer event of the same handler and object, applied already (call with the object locked)."""
+    handler = HANDLERS.get(event.type)
+    if handler not in REREAD_ONLY or not event.object_id:
+        return None
+    return (
+        WebhookEvent.objects.filter(
+            object_id=event.object_id,
+            type__in=[kind for kind, other in HANDLERS.items() if other is handler],
+            status=WebhookStatus.PROCESSED,
+            received_at__gt=event.received_at,
+        )
+        .order_by("-received_at")
+        .first()
+    )
 
 
 def webhook_event_apply(*, event: WebhookEvent) -> WebhookEvent:
-    """Apply a stored event in one transaction; keep the error on the row if it fails."""
+    """Apply a stored event in one transaction, in turn with the other events of its object; keep the
+    error on the row if it fails. Applying an event already applied does nothing."""
     handler = HANDLERS.get(event.type)
     try:
         with transaction.atomic():
@@ -141,14 +203,24 @@ def webhook_event_apply(*, event: WebhookEvent) -> WebhookEvent:
             if handler is None:
                 locked.status = WebhookStatus.IGNORED
             else:
-                handler(locked)
+                _object_lock(locked.object_id)
+                newer = _newer_applied(locked)
+                if newer is None:
+                    handler(locked)
+                else:
+                    logger.info(
+                        "webhook %s (%s): %s was applied after it, nothing to read",
+                        locked.stripe_event_id,
+                        locked.type,
+                        newer.stripe_event_id,
+                    )
                 locked.status = WebhookStatus.PROCESSED
                 locked.error = ""
             locked.attempts += 1
             locked.processed_at = timezone.now()
             locked.save(update_fields=["status", "error", "attempts", "processed_at"])
             return locked
-    except Exception as error:  # recorded on the row for a retry; the caller answers 500 so Stripe retries too
+    except Exception as error:  # recorded on the row; the sweep or admin applies it again
         logger.exception("webhook %s (%s) failed", event.stripe_event_id, event.type)
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=WebhookStatus.FAILED,
@@ -160,8 +232,9 @@ def webhook_event_apply(*, event: WebhookEvent) -> WebhookEvent:
 
 
 def webhook_events_retry(*, older_than: timedelta, max_attempts: int = 5) -> int:
-    """Apply again the events left received or failed for longer than `older_than` (a worker or node
-    that died mid-apply, a Stripe outage during the re-read); each is applied at most once more here."""
+    """Apply again the events left received or failed for longer than `older_than` (a task lost with
+    its worker or never queued, a Stripe outage during the re-read); each is applied at most once more
+    here, with the same per-object order and deadline as the task."""
     stale = WebhookEvent.objects.filter(
         status__in=[WebhookStatus.RECEIVED, WebhookStatus.FAILED],
         received_at__lt=timezone.now() - older_than,
@@ -169,6 +242,7 @@ def webhook_events_retry(*, older_than: timedelta, max_attempts: int = 5) -> int
     ).order_by("received_at", "pk")
     applied = 0
     for event in stale:
-        if webhook_event_apply(event=event).status == WebhookStatus.PROCESSED:
-            applied += 1
+        with payment_deadline(settings.STRIPE_REQUEST_DEADLINE_SECONDS):
+            if webhook_event_apply(event=event).status == WebhookStatus.PROCESSED:
+                applied += 1
     return applied
