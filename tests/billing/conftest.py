@@ -12,6 +12,7 @@ from billing.gateways.fake import FakeGateway
 from billing.gateways.stripe import StripeGateway
 from tests.contract import conftest as contract_fixtures
 from tests.servers import free_port, loopback_server
+from tests.webhooks import post_and_apply
 
 # The Stripe stand-in of tests/contract, shared rather than copied.
 standin_server = contract_fixtures.standin_server
@@ -94,15 +95,20 @@ def webhook_secret(settings):
 
 
 @pytest.fixture
-def post_webhook(client, webhook_secret):
-    """POST a signed event body to /stripe/webhook/ as Stripe would."""
+def post_webhook(client, webhook_secret, run_tasks):
+    """POST a signed event body to /stripe/webhook/ as Stripe would, then let the task worker apply what
+    the request queued; `apply=False` makes only the request. Returns the response."""
 
-    def post(body: bytes, signature: str | None = None):
-        return client.post(
-            "/stripe/webhook/",
-            data=body,
-            content_type="application/json",
-            headers={"Stripe-Signature": stripe_signature(body) if signature is None else signature},
+    def post(body: bytes, signature: str | None = None, *, apply: bool = True):
+        return post_and_apply(
+            lambda: client.post(
+                "/stripe/webhook/",
+                data=body,
+                content_type="application/json",
+                headers={"Stripe-Signature": stripe_signature(body) if signature is None else signature},
+            ),
+            run_tasks,
+            apply=apply,
         )
 
     return post

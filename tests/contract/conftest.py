@@ -2,6 +2,7 @@ import pytest
 
 from billing.gateways.stripe import StripeGateway
 from tests.contract.standin import API_KEY, WEBHOOK_SECRET, StripeStandin
+from tests.webhooks import post_and_apply
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +32,18 @@ def standin_gateway(standin, settings) -> StripeGateway:
 
 
 @pytest.fixture
-def deliver(client, standin_gateway, standin):
-    """POST a webhook event to /stripe/webhook/ as Stripe sends it (whole object, signed)."""
+def deliver(client, standin_gateway, standin, run_tasks):
+    """POST a webhook event to /stripe/webhook/ as Stripe sends it (whole object, signed), then let the
+    task worker apply it; `apply=False` makes only the request."""
 
-    def post(event_type: str, obj, *, previous_attributes: dict | None = None):
+    def post(event_type: str, obj, *, previous_attributes: dict | None = None, apply: bool = True):
         body, signature = standin.webhook(event_type, obj, previous_attributes=previous_attributes)
-        return client.post(
-            "/stripe/webhook/", data=body, content_type="application/json", headers={"Stripe-Signature": signature}
+        return post_and_apply(
+            lambda: client.post(
+                "/stripe/webhook/", data=body, content_type="application/json", headers={"Stripe-Signature": signature}
+            ),
+            run_tasks,
+            apply=apply,
         )
 
     return post
