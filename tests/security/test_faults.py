@@ -18,6 +18,7 @@ from purchases.models import Purchase, Refund
 from purchases.services import PurchaseError
 from tests.billing.conftest import WEBHOOK_SECRET, stripe_event, stripe_signature
 from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFactory, SubscriptionFactory
+from tests.webhooks import post_and_apply
 
 from .conftest import signed_in
 from .faults import CHARGE_ID, CUSTOMER_ID, SUBSCRIPTION_ID, FaultServer, LoopbackStripeGateway
@@ -80,18 +81,23 @@ def subscriber(db, stripe_http):
     return customer
 
 
-def deliver(event_type: str, obj: dict) -> int:
-    body = stripe_event(event_type, obj)
-    return (
-        Client()
-        .post(
-            "/stripe/webhook/",
-            body,
-            content_type="application/json",
-            headers={"Stripe-Signature": stripe_signature(body)},
-        )
-        .status_code
-    )
+@pytest.fixture
+def deliver(run_tasks):
+    """Deliver a signed event as Stripe would, then let the task worker apply it; returns the status code."""
+
+    def post(event_type: str, obj: dict) -> int:
+        body = stripe_event(event_type, obj)
+        return post_and_apply(
+            lambda: Client().post(
+                "/stripe/webhook/",
+                body,
+                content_type="application/json",
+                headers={"Stripe-Signature": stripe_signature(body)},
+            ),
+            run_tasks,
+        ).status_code
+
+    return post
 
 
 def mirror():
@@ -108,7 +114,9 @@ def assert_one_key_per_attempt_series(requests, expected_attempts):
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULTS)
-def test_self_cancel_during_a_fault_says_so_changes_nothing_and_cancels_once(fault, stripe_http, subscriber, caplog):
+def test_self_cancel_during_a_fault_says_so_changes_nothing_and_cancels_once(
+    deliver, fault, stripe_http, subscriber, caplog
+):
     mode, applied, message, attempts = FAULTS[fault]
     client = signed_in(Client(), subscriber.user)
     subscription = Subscription.objects.get()
@@ -140,7 +148,7 @@ def test_self_cancel_during_a_fault_says_so_changes_nothing_and_cancels_once(fau
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULTS)
 def test_making_a_card_the_default_during_a_fault_keeps_the_old_default_and_is_made_once(
-    fault, stripe_http, subscriber, caplog
+    deliver, fault, stripe_http, subscriber, caplog
 ):
     mode, applied, message, attempts = FAULTS[fault]
     client = signed_in(Client(), subscriber.user)
@@ -182,7 +190,7 @@ def paid_purchase(subscriber):
 
 @pytest.mark.parametrize("fault", FAULTS, ids=FAULTS)
 def test_a_refund_during_a_fault_is_refused_clearly_records_nothing_and_is_made_once(
-    fault, stripe_http, paid_purchase, creator, caplog
+    deliver, fault, stripe_http, paid_purchase, creator, caplog
 ):
     mode, applied, message, attempts = FAULTS[fault]
     stripe_http.inject(mode, "POST", "/v1/refunds", apply=applied)
@@ -208,7 +216,7 @@ def test_a_refund_during_a_fault_is_refused_clearly_records_nothing_and_is_made_
 
 
 def test_a_refund_stripe_made_before_a_timeout_is_recorded_by_the_webhook_and_not_made_again(
-    stripe_http, paid_purchase, creator
+    deliver, stripe_http, paid_purchase, creator
 ):
     stripe_http.inject("timeout", "POST", "/v1/refunds", apply=True)
     with pytest.raises(TemporarilyUnavailable):
@@ -224,7 +232,9 @@ def test_a_refund_stripe_made_before_a_timeout_is_recorded_by_the_webhook_and_no
 
 
 @pytest.mark.parametrize("fault", [name for name in FAULTS if FAULTS[name][0] != "400"])
-def test_staff_cancelling_now_during_a_fault_changes_nothing_and_cancels_once(fault, stripe_http, subscriber, creator):
+def test_staff_cancelling_now_during_a_fault_changes_nothing_and_cancels_once(
+    deliver, fault, stripe_http, subscriber, creator
+):
     mode, applied, message, attempts = FAULTS[fault]
     stripe_http.inject(mode, "DELETE", SUBSCRIPTION_PATH, apply=applied)
     before = mirror()
@@ -244,7 +254,7 @@ def test_staff_cancelling_now_during_a_fault_changes_nothing_and_cancels_once(fa
 
 
 def test_pressing_refund_again_after_a_timed_out_partial_refund_does_not_refund_twice(
-    stripe_http, paid_purchase, creator_client
+    deliver, stripe_http, paid_purchase, creator_client
 ):
     """Stripe made the refund but the answer was lost; its webhook records it; staff, told that nothing
     was changed, press Refund again on the page the error left them on. One refund must be made.

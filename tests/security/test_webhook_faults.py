@@ -1,6 +1,7 @@
 """Webhooks under attack and under failure: forged, stale or tampered deliveries are refused and store
-nothing; a real database error at any write of a handler rolls the whole delivery back, answers 500,
-and the redelivery applies it exactly once.
+nothing; a real database error while storing an event answers 500 (so Stripe delivers it again); a real
+database error at any write of the task that applies it rolls the whole application back, keeps the
+failure on the event row, and the sweep's retry applies it exactly once.
 
 tests/billing/test_webhooks.py checks four bad signatures and one monkeypatched error; this sweeps every
 write a handler makes, failing it in the database itself (so PostgreSQL's aborted transaction is real)."""
@@ -9,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -16,9 +18,11 @@ from django.test import Client
 
 from accounts.models import Customer
 from billing.models import Subscription, WebhookEvent, WebhookStatus
+from billing.webhooks import webhook_events_retry
 from portal.models import AuditEntry, OutboundEmail
 from purchases.models import AccessGrant, Purchase, Receipt, Refund
 from tests.billing.conftest import WEBHOOK_SECRET, stripe_event, stripe_signature
+from tests.webhooks import commit_callbacks_run
 
 from .sweep import fingerprint, record_figures
 
@@ -28,13 +32,15 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 def deliver(body: bytes, signature: str | None = None):
+    """The request only: it stores the event and, on commit, queues the task that applies it."""
     client = Client(raise_request_exception=False)
-    return client.post(
-        "/stripe/webhook/",
-        body,
-        content_type="application/json",
-        headers={"Stripe-Signature": stripe_signature(body) if signature is None else signature},
-    )
+    with commit_callbacks_run():
+        return client.post(
+            "/stripe/webhook/",
+            body,
+            content_type="application/json",
+            headers={"Stripe-Signature": stripe_signature(body) if signature is None else signature},
+        )
 
 
 def applied_rows():
@@ -95,8 +101,12 @@ def test_forged_stale_and_tampered_deliveries_are_refused_and_store_nothing(worl
 # --- database errors in the middle of a handler --------------------------------------------------
 
 
+QUEUE_TABLE = "django_tasks_database_dbtaskresult"
+
+
 class FailNthWrite:
-    """Fail the n-th write statement made inside the request's transactions with a real database error."""
+    """Fail the n-th write statement made inside the request's or the task's transactions with a real
+    database error (the task queue's own bookkeeping is not the code under test)."""
 
     def __init__(self, n: int | None):
         self.n = n
@@ -105,7 +115,7 @@ class FailNthWrite:
 
     def __call__(self, execute, sql, params, many, context):
         inside = len(connection.savepoint_ids) > self.base
-        if inside and sql.lstrip().upper().startswith(WRITES):
+        if inside and sql.lstrip().upper().startswith(WRITES) and QUEUE_TABLE not in sql:
             self.writes += 1
             if self.writes == self.n:
                 # A statement the database itself refuses: on PostgreSQL the transaction is really aborted.
@@ -113,11 +123,35 @@ class FailNthWrite:
         return execute(sql, params, many, context)
 
 
-def _count_writes(deliver_once) -> int:
+def _count_writes(run) -> int:
     counter = FailNthWrite(None)
     with connection.execute_wrapper(counter):
-        assert deliver_once().status_code == 200
+        run()
     return counter.writes
+
+
+def test_a_database_error_storing_the_event_answers_500_and_stores_nothing_so_stripe_delivers_again(
+    world, gateway, webhook_secret, run_tasks
+):
+    me, _victim = world
+    invoice = gateway.invoice_create(
+        customer_id=me.customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=me.subscription.stripe_subscription_id,
+        price_id="price_member",
+        charge_id="ch_store",
+    )
+    body = stripe_event("invoice.paid", {"id": invoice.id, "object": "invoice"})
+    before = applied_rows()
+    with connection.execute_wrapper(FailNthWrite(1)):
+        response = deliver(body)
+
+    assert response.status_code == 500
+    assert not WebhookEvent.objects.exists() and applied_rows() == before
+    assert run_tasks() == 0  # nothing was queued either
+    assert deliver(body).status_code == 200  # Stripe's redelivery
+    run_tasks()
+    assert Purchase.objects.filter(stripe_invoice_id=invoice.id).count() == 1
 
 
 @pytest.fixture
@@ -172,24 +206,28 @@ def scenario(world, gateway, webhook_secret):
 
 
 @pytest.mark.parametrize("kind", ["invoice.paid", "charge.refunded", "subscription.deleted"])
-def test_a_database_error_at_any_write_rolls_the_delivery_back_and_the_retry_applies_it_once(scenario, kind):
+def test_a_database_error_at_any_write_of_the_apply_rolls_it_back_and_the_sweep_applies_it_once(
+    scenario, kind, run_tasks
+):
     make = scenario[kind]
     body, effect = make()
-    writes = _count_writes(lambda: deliver(body))  # a clean run: how many writes the delivery makes
+    assert deliver(body).status_code == 200
+    writes = _count_writes(run_tasks)  # a clean run: how many writes the task's apply makes
     assert writes >= 3 and effect() == 1
     failed_at = []
     for n in range(1, writes + 1):
         body, effect = make()
         before = applied_rows()
+        assert deliver(body).status_code == 200, (kind, n)
         with connection.execute_wrapper(FailNthWrite(n)):
-            response = deliver(body)
+            run_tasks()  # the worker's run, failing at its n-th write
 
-        assert response.status_code == 500, (kind, n)  # so Stripe delivers it again
         assert applied_rows() == before, (kind, n)  # nothing of it was kept
-        event = WebhookEvent.objects.filter(stripe_event_id=json.loads(body)["id"]).first()
-        assert event is None or event.status == WebhookStatus.FAILED, (kind, n)
-        assert deliver(body).status_code == 200, (kind, n)  # Stripe's retry
-        assert deliver(body).status_code == 200, (kind, n)  # and a duplicate of it
+        event = WebhookEvent.objects.get(stripe_event_id=json.loads(body)["id"])
+        assert (event.status, event.attempts) == (WebhookStatus.FAILED, 1), (kind, n)
+        assert webhook_events_retry(older_than=timedelta(0)) == 1, (kind, n)  # the sweep's retry
+        assert deliver(body).status_code == 200, (kind, n)  # and a late duplicate from Stripe
+        run_tasks()
         assert effect() == 1, (kind, n)
         failed_at.append(n)
     record_figures("webhook db faults", kind=kind, writes=writes, injected=len(failed_at), partial=0, duplicates=0)
