@@ -5,7 +5,7 @@ Real processes on loopback, as on several machines: two gunicorn nodes on two fr
 dropped here) and a Redis database flushed at the start. The test then shows that nothing assumes one
 process: a session signed in on one node works on the other (and signing out on one ends it on both),
 the sign-in rate limit counts failures made on both nodes together, the same Stripe event delivered to
-both nodes at once has one effect, and an email whose send task was enqueued five times is sent once
+both nodes at once is stored once and applied once by the workers, and an email whose send task was enqueued five times is sent once
 by the two workers together.
 
 Needs PostgreSQL and Redis on 127.0.0.1 (POSTGRES_URL / SCALE_REDIS_URL to point elsewhere): skipped
@@ -284,6 +284,14 @@ def test_two_nodes_and_two_workers_share_sessions_rate_limits_webhook_effects_an
     for thread in deliveries:
         thread.join(timeout=40)
     assert statuses == [200, 200, 200, 200], cluster.logs()
+
+    # The nodes only stored it and queued its application; one of the workers applies it, once.
+    def applied():
+        return _query(
+            cluster.database_url, "SELECT status FROM billing_webhookevent WHERE stripe_event_id = %s", [event_id]
+        ) == [("processed",)]
+
+    _wait_for("the webhook's application", applied, 30, cluster.processes)
     assert _query(
         cluster.database_url, "SELECT status, attempts FROM billing_webhookevent WHERE stripe_event_id = %s", [event_id]
     ) == [("processed", 1)]
