@@ -31,8 +31,8 @@ CONTACT_PREFIX = "bench-contact-"
 CARDS = ["pm_bench_visa_1", "pm_bench_visa_2", "pm_bench_visa_3"]
 SUBSCRIPTION_PRICE = "price_bench_membership"
 EVENT_PREFIX = "evt_bench_"
-# A Stripe customer the portal does not know: customer.updated for it is stored, locked, handled
-# (one lookup that finds no one) and marked processed, with no call to the processor.
+# A Stripe customer the portal does not know: customer.updated for it is stored and its application
+# queued (the request's whole cost); a worker would then find no one, with no call to the processor.
 UNKNOWN_STRIPE_CUSTOMER = "cus_bench_not_ours"
 
 CONTACT = {
@@ -213,7 +213,11 @@ def contact_probe(n: int = 42_170) -> Customer:
 
 
 def webhook_events_reset() -> int:
-    """Forget the deliveries of earlier runs, so each run stores every event afresh."""
+    """Forget the deliveries of earlier runs, and the application tasks they queued (the benchmark runs
+    no worker), so each run stores every event afresh."""
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.filter(task_path="billing.tasks.webhook_apply", status="READY").delete()
     return WebhookEvent.objects.filter(stripe_event_id__startswith=EVENT_PREFIX).delete()[0]
 
 
