@@ -157,7 +157,7 @@ class WebhookEvent(models.Model):
 
     stripe_event_id = models.CharField(_("Stripe event"), max_length=64, unique=True)
     type = models.CharField(_("type"), max_length=64, db_index=True)
-    object_id = models.CharField(_("object"), max_length=64, blank=True)
+    object_id = models.CharField(_("object"), max_length=64, blank=True, db_index=True)
     payload = models.JSONField(_("payload"))
     status = models.CharField(
         _("status"), max_length=16, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED, db_index=True
