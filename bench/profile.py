@@ -32,6 +32,11 @@ def main() -> None:
     parser.add_argument(
         "--templates", action="store_true", help="CPU time per template (inclusive) instead of a profile"
     )
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="Python function calls a request (cProfile: deterministic, so comparable on a loaded machine)",
+    )
     args = parser.parse_args()
     os.environ.update(bench_environment(args))
 
@@ -57,6 +62,9 @@ def main() -> None:
 
     if args.templates:
         _template_times(client, args.path, args.requests)
+        return
+    if args.calls:
+        _calls(client, args.path, args.requests)
         return
     profiler = Profiler(interval=0.0005)
     start = time.perf_counter()
@@ -104,6 +112,31 @@ def _template_times(client, path: str, requests: int) -> None:
     print("inclusive ms/request  renders/request  template")
     for name, seconds in sorted(spent.items(), key=lambda item: -item[1])[:25]:
         print(f"{seconds / requests * 1000:20.2f}  {renders[name] / requests:15.0f}  {name}")
+
+
+def _calls(client, path: str, requests: int) -> None:
+    """Function calls a request, in all and by the functions called most (cumulative time beside them)."""
+    # This file's folder comes first on sys.path, and its name would stand in for the standard library's
+    # `profile`, which cProfile imports.
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [entry for entry in sys.path if str(Path(entry or ".").resolve()) != here]
+    sys.modules.pop("profile", None)
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(requests):
+        client.get(path, secure=True)
+    profile.disable()
+    stats = pstats.Stats(profile)
+    print(f"{stats.total_calls / requests:,.0f} calls a request ({stats.prim_calls / requests:,.0f} primitive)")
+    order = 3 if os.environ.get("BENCH_CALLS_BY_TIME") else 1
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][order])[: int(os.environ.get("BENCH_CALLS_ROWS", "30"))]
+    print("calls/request  cumulative ms/request  function")
+    for (filename, line, name), (_, calls, _, cumulative, _) in rows:
+        where = filename.rsplit("site-packages/", 1)[-1].replace(str(ROOT) + "/", "")
+        print(f"{calls / requests:13,.0f}  {cumulative / requests * 1000:21.2f}  {where}:{line}({name})")
 
 
 if __name__ == "__main__":
