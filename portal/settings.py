@@ -187,12 +187,12 @@ CACHES["fragments"] = {
     "OPTIONS": {"MAX_ENTRIES": 2000},
 }
 
-# Unbound form fields as rendered, keyed on everything their markup depends on (portal.forms.field_fragment_key):
-# a field with the same value, language and time zone renders once per process. Apart from "fragments" so
-# that per-value entries never push out the menus; a time-zone select is ~25 kB, so at most ~25 MB a process.
-CACHES["form_fields"] = {
+# Fragments keyed on the data they show (unbound form fields by their values, the purchases table by its rows):
+# rendered once per process for the same data, language and time zone. Apart from "fragments" so that
+# per-customer entries never push out the menus; a time-zone select is ~25 kB, so at most ~25 MB a process.
+CACHES["data_fragments"] = {
     "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-    "LOCATION": "portal-form-fields",
+    "LOCATION": "portal-data-fragments",
     "TIMEOUT": None,
     "OPTIONS": {"MAX_ENTRIES": 1000},
 }
