@@ -2,6 +2,7 @@
 
     make install                                # pyinstrument is a development dependency
     .venv/bin/python bench/profile.py /settings/profile/ [--requests 50] [--html var/bench/profile.html]
+    .venv/bin/python bench/profile.py /billing/ --calls     # Python calls a request: steady on a loaded machine
 
 Uses bench/run.py's database and settings (run that once first, so the data is seeded), signs the
 benchmark customer in, makes one warm-up request, then profiles --requests more and prints where the
@@ -115,7 +116,7 @@ def _template_times(client, path: str, requests: int) -> None:
 
 
 def _calls(client, path: str, requests: int) -> None:
-    """Function calls a request, in all and by the functions called most (cumulative time beside them)."""
+    """Function calls a request in all, then the 40 functions with the most cumulative time and their calls."""
     # This file's folder comes first on sys.path, and its name would stand in for the standard library's
     # `profile`, which cProfile imports.
     here = str(Path(__file__).resolve().parent)
@@ -131,8 +132,7 @@ def _calls(client, path: str, requests: int) -> None:
     profile.disable()
     stats = pstats.Stats(profile)
     print(f"{stats.total_calls / requests:,.0f} calls a request ({stats.prim_calls / requests:,.0f} primitive)")
-    order = 3 if os.environ.get("BENCH_CALLS_BY_TIME") else 1
-    rows = sorted(stats.stats.items(), key=lambda item: -item[1][order])[: int(os.environ.get("BENCH_CALLS_ROWS", "30"))]
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][3])[:40]  # by cumulative time
     print("calls/request  cumulative ms/request  function")
     for (filename, line, name), (_, calls, _, cumulative, _) in rows:
         where = filename.rsplit("site-packages/", 1)[-1].replace(str(ROOT) + "/", "")
