@@ -127,6 +127,7 @@ def field_fragment_key(field) -> str:
         (
             type(form).__module__,
             type(form).__qualname__,
+            type(form.renderer).__qualname__,
             form.prefix,
             form.auto_id,
             form.use_required_attribute,
