@@ -2,6 +2,7 @@ from django import forms
 from django.forms.renderers import TemplatesSetting, get_default_renderer
 from django.utils.choices import CallableChoiceIterator
 from django.utils.safestring import mark_safe
+from django.utils.timezone import get_current_timezone_name
 from django.utils.translation import get_language
 
 
@@ -88,3 +89,85 @@ class _RenderedOptions:
 
 _rendered: dict[tuple, _RenderedOptions] = {}
 _RENDERED_MAX = 64
+
+
+# Widgets whose markup depends only on their attributes, their choices and the value: a field with one of
+# these may be kept as rendered (field_fragment_key). Radio and checkbox lists, multi-widgets and file
+# inputs with a current file are left to render each time.
+_KEYABLE_WIDGETS = (forms.widgets.Input, forms.Textarea, forms.Select, forms.CheckboxInput)
+_UNKEYABLE_WIDGETS = (forms.MultiWidget, forms.ClearableFileInput)
+
+
+def field_fragment_key(field) -> str:
+    """What an unbound field's markup depends on, as one string to key its cached fragment on; "" to render it.
+
+    The form and field (names, ids, label, help text, required, disabled), the widget (its type, attributes
+    and other settings), its choices, the value, the active language and time zone. Choices given by a
+    function count by the function's name: like LongSelect's, such a function returns the choices of the
+    active language and nothing else. A bound form (submitted values, errors) and choices read from the
+    database (a ModelChoiceField's queryset) give "", so the field renders as usual."""
+    form, widget, form_field = field.form, field.field.widget, field.field
+    if form.is_bound or not isinstance(widget, _KEYABLE_WIDGETS) or isinstance(widget, _UNKEYABLE_WIDGETS):
+        return ""
+    if field.errors:  # an error added to an unbound form
+        return ""
+    choices = getattr(widget, "choices", None)
+    if choices is None:
+        choices_key = None
+    elif isinstance(choices, CallableChoiceIterator):
+        choices_key = f"{choices.func.__module__}.{choices.func.__qualname__}"
+    elif isinstance(choices, (list, tuple)):
+        choices_key = [(value, _text(label)) for value, label in choices]
+    else:  # a ModelChoiceIterator would query the database to be keyed
+        return ""
+    settings_key = sorted(
+        (name, repr(value)) for name, value in vars(widget).items() if name not in ("attrs", "choices", "_choices")
+    )
+    key = repr(
+        (
+            type(form).__module__,
+            type(form).__qualname__,
+            type(form.renderer).__qualname__,
+            form.prefix,
+            form.auto_id,
+            form.use_required_attribute,
+            field.html_name,
+            field.auto_id,
+            type(form_field).__qualname__,
+            field.template_name,
+            _text(field.label),
+            _text(field.help_text),
+            form_field.required,
+            form_field.disabled,
+            form_field.show_hidden_initial,
+            type(widget).__module__,
+            type(widget).__qualname__,
+            widget.template_name,
+            {name: _text(value) for name, value in widget.attrs.items()},
+            settings_key,
+            choices_key,
+            field.value(),
+            get_language(),
+            get_current_timezone_name(),
+        )
+    )
+    # An object shown by its address differs in every form: keyed on it, the field would never be found again.
+    return "" if " object at 0x" in key else key
+
+
+def _text(value):
+    """A label or attribute as it renders: lazy translations translated, True and numbers left as they are."""
+    return value if value is None or isinstance(value, (bool, int, float)) else str(value)
+
+
+def form_fragment_key(form) -> str:
+    """An unbound form's fields' keys together (field_fragment_key); "" when any field must render, or on errors."""
+    if form.is_bound or form.non_field_errors():
+        return ""
+    keys = []
+    for field in form:
+        key = field_fragment_key(field)
+        if not key:
+            return ""
+        keys.append(key)
+    return "\n".join(keys)

@@ -19,6 +19,15 @@ def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _no_data_fragments_from_another_test():
+    """Fragments keyed on data (CACHES["data_fragments"]) live in the process: a test that changes templates or
+    settings must not meet another test's."""
+    from django.core.cache import caches
+
+    caches["data_fragments"].clear()
+
+
 @pytest.fixture
 def password():
     return DEFAULT_PASSWORD

@@ -29,8 +29,10 @@ def theme(settings, tmp_path):
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path / "templates", *settings.TEMPLATES[0]["DIRS"]]}]
     settings.STATICFILES_DIRS = [tmp_path / "static"]
     caches["fragments"].clear()
+    caches["data_fragments"].clear()
     yield tmp_path
     caches["fragments"].clear()
+    caches["data_fragments"].clear()
 
 
 def write(folder: Path, name: str, text: str) -> None:
