@@ -90,7 +90,7 @@ def _actor_kind(by) -> str | None:
 
 
 def _email(*, customer: Customer, kind: str, key: str, context: dict | None = None) -> None:
-    from portal.emails import email_queue  # portal's mail outbox; imported late to keep app loading simple
+    from portal.outbox import email_queue  # portal's mail outbox; imported late to keep app loading simple
 
     email_queue(customer=customer, kind=kind, key=key, context=context or {})
 

@@ -10,9 +10,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.activity import customer_record_activity
 from accounts.models import Customer
-from portal.emails import email_queue
 from portal.errors import UserFacingError
 from portal.models import ActorKind, EmailKind
+from portal.outbox import email_queue
 from portal.selectors import site_settings_get
 from portal.services import audit_record
 

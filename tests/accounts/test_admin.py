@@ -4,12 +4,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from accounts.admin import LOGIN_EMAIL_NOTE
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.admin import LOGIN_EMAIL_NOTE
 from accounts.forms import TAX_ID_INVALID
 from accounts.models import Customer, CustomField, User
 from accounts.services import CUSTOM_CHOICE_INVALID, CUSTOM_NUMBER_INVALID, EMAIL_TAKEN
@@ -527,10 +527,9 @@ def test_a_hand_added_customer_can_be_found_by_the_login_email_address(creator_c
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes exist on PostgreSQL only")
 def test_on_postgresql_contact_search_can_use_trigram_indexes(creator):
+    from accounts.admin import CustomerAdmin
     from django.contrib import admin
     from django.test import RequestFactory
-
-    from accounts.admin import CustomerAdmin
 
     request = RequestFactory().get(LIST_URL, {"q": "lovelace"})
     request.user = creator

@@ -6,8 +6,8 @@ import time
 import pytest
 from django.core import mail
 from django.db import connection, transaction
-
 from portal.emails import email_deliver, email_queue
+
 from portal.models import EmailKind, EmailStatus, OutboundEmail
 from tests.factories import CustomerFactory
 from tests.purchases.test_concurrency import run_concurrently
