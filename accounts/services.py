@@ -25,10 +25,11 @@ from portal.services import audit_record
 
 from .activity import customer_record_activity  # noqa: F401 - re-exported: the middleware, receivers and billing record activity through services
 from .avatars import avatar_reencode
+from .contact import CONTACT_FIELDS
 from .hub import HubLinkUsed
 from .models import SUPPORT_GROUP, Customer, CustomField, CustomFieldType, TaxIdStatus, User
 from .preferences import EmailCategory
-from .signals import CONTACT_FIELDS, contact_changed
+from .signals import contact_changed
 from .social import SOCIAL_FIELDS
 
 logger = logging.getLogger(__name__)

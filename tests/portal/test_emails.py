@@ -10,10 +10,11 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
-from portal.emails import EMAIL_MAX_ATTEMPTS, email_deliver, email_queue, email_render
 
 from accounts.models import Customer
+from console.emails import EMAIL_MAX_ATTEMPTS, email_deliver, email_render
 from portal.models import EmailKind, EmailStatus, OutboundEmail
+from portal.outbox import email_queue
 from portal.services import site_settings_update
 from purchases.services import purchase_record
 from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFactory

@@ -7,9 +7,9 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 from django.core.cache import cache
 from django.test import Client
-from portal.adminsite import STAFF_TWO_FACTOR_REQUIRED
 
 from accounts.models import User
+from console.adminsite import STAFF_TWO_FACTOR_REQUIRED
 from tests.accounts.test_two_factor_and_sessions import activate_totp, current_code
 from tests.factories import STAFF_TOTP_SECRET, CustomerFactory, UserFactory
 

@@ -8,10 +8,10 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
-from portal.emails import email_queue
-from portal.tasks import email_send
 
+from console.tasks import email_send
 from portal.models import EmailStatus, OutboundEmail
+from portal.outbox import email_queue
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

@@ -28,14 +28,14 @@ def main(password: str) -> dict:
     django.setup()
     from allauth.account.models import EmailAddress
     from django.db import transaction
-    from portal.emails import email_queue
-    from portal.tasks import email_send
 
     from accounts.models import User
     from accounts.services import customer_get_or_create, customer_update_contact
     from billing.gateways.base import get_gateway
     from billing.services import card_set_default, stripe_customer_ensure, subscription_sync
+    from console.tasks import email_send
     from portal.models import EmailKind, OutboundEmail
+    from portal.outbox import email_queue
     from purchases.models import Offer
 
     customers = {}
