@@ -87,7 +87,6 @@ class PurchaseAdmin(admin.ModelAdmin):
     change_form_template = "admin/purchases/purchase/change_form.html"
 
     def get_urls(self):
-
         def route(name, view):
             return path(
                 f"<int:pk>/{name}/",
