@@ -47,10 +47,12 @@ run: install-demo
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# ruff, and mypy --strict on billing/gateways against the pinned Stripe SDK's own types ([tool.mypy]).
+# ruff, mypy --strict on billing/gateways against the pinned Stripe SDK's own types ([tool.mypy]), and
+# import-linter's layers contract: no app imports one above it ([tool.importlinter], docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Re-resolve the lock files from pyproject.toml's ranges (an upgrade is the diff this makes). dev.txt is
 # resolved first; demo.txt and runtime.txt take its versions, so the three never disagree.

@@ -9,8 +9,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
-from portal.emails import email_branding, email_from_address
 from portal.links import absolute_url
+from portal.outbox import email_branding, email_from_address
 from portal.selectors import site_settings_get
 
 from .models import Customer

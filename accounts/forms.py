@@ -12,6 +12,7 @@ from django_countries import countries
 from portal.forms import LongSelect
 
 from .avatars import AvatarError, avatar_inspect
+from .contact import CONTACT_FORM_FIELDS
 from .models import Customer, CustomField, CustomFieldType, language_choices, time_zone_choices
 from .services import CUSTOM_TEXT_MAX_LENGTH, custom_field_value_clean
 from .social import NETWORKS, SOCIAL_FIELDS, clean_username
@@ -111,32 +112,12 @@ def _contact_form_field(model_field, **kwargs):
 
 
 class ContactForm(PortalFormMixin, forms.ModelForm):
-    plain_text_fields = (
-        "full_name",
-        "address_line1",
-        "address_line2",
-        "city",
-        "region",
-        "postal_code",
-        "phone",
-        "tax_id_value",
-    )
+    plain_text_fields = tuple(field for field in CONTACT_FORM_FIELDS if field not in _LONG_CHOICES)
 
     class Meta:
         model = Customer
         formfield_callback = _contact_form_field
-        fields = [
-            "full_name",
-            "phone",
-            "tax_id_type",
-            "tax_id_value",
-            "address_line1",
-            "address_line2",
-            "city",
-            "region",
-            "postal_code",
-            "country",
-        ]
+        fields = CONTACT_FORM_FIELDS
         widgets = {
             "full_name": forms.TextInput(attrs={"autocomplete": "name"}),
             "phone": forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),

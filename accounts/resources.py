@@ -12,11 +12,11 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 
+from .contact import CONTACT_FIELDS
 from .forms import ContactForm
 from .models import Customer
 from .selectors import custom_fields_all
 from .services import custom_field_value_clean, customer_create, customer_set_custom_fields, customer_update_details
-from .signals import CONTACT_FIELDS
 
 CUSTOM_COLUMN_PREFIX = "custom:"
 EMAIL_REQUIRED = _("Enter the customer's email address.")

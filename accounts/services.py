@@ -3,7 +3,7 @@
 import logging
 import secrets
 import uuid
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from allauth.account.forms import ResetPasswordForm
@@ -18,19 +18,18 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.emails import email_queue
 from portal.errors import UserFacingError
 from portal.models import ActorKind, EmailKind
+from portal.outbox import email_queue
 from portal.services import audit_record
-from purchases.services import access_grant
 
 from .activity import customer_record_activity  # noqa: F401 - re-exported: the middleware, receivers and billing record activity through services
 from .avatars import avatar_reencode
+from .contact import CONTACT_FIELDS
 from .hub import HubLinkUsed
 from .models import SUPPORT_GROUP, Customer, CustomField, CustomFieldType, TaxIdStatus, User
 from .preferences import EmailCategory
-from .selectors import unverified_signups
-from .signals import CONTACT_FIELDS, contact_changed
+from .signals import contact_changed
 from .social import SOCIAL_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -324,26 +323,6 @@ def user_for_processor_email(*, email: str) -> User | None:
     return user
 
 
-def unverified_signups_remove(*, joined_before: datetime) -> int:
-    """Delete the sign-ups nobody verified by `joined_before` (see selectors.unverified_signups); return how many."""
-    removed = 0
-    for user_id in unverified_signups(joined_before=joined_before).values_list("pk", flat=True).iterator():
-        with transaction.atomic():
-            # Checked again under the lock: the address may have been proven since the list was read.
-            user = (
-                unverified_signups(joined_before=joined_before)
-                .select_for_update(of=("self",))
-                .filter(pk=user_id)
-                .first()
-            )
-            if user is not None:
-                user.delete()
-                removed += 1
-    if removed:
-        logger.info("removed %s unverified sign-ups that joined before %s", removed, joined_before.isoformat())
-    return removed
-
-
 # --- Contacts added and edited by staff ----------------------------------------------------------
 
 EMAIL_TAKEN = _("A customer with the email address %(email)s already exists.")
@@ -385,17 +364,6 @@ def customer_create(*, email: str, by: User | None, contact: dict | None = None)
     audit_record(action="customer.created", customer=customer, actor=by, changes={"email": email})
     if contact:
         customer_update_contact(customer=customer, data={**contact, "email": email}, by=by)
-    return customer
-
-
-@transaction.atomic
-def customer_add_by_hand(*, email: str, full_name: str = "", offer=None, by: User) -> Customer:
-    """Create a customer, grant the offer's products if one is given, and send the welcome email."""
-    customer = customer_create(email=email, contact={"full_name": full_name}, by=by)
-    if offer is not None:
-        for product in offer.products.all():
-            access_grant(customer=customer, product=product, by=by)
-    customer_send_login_email(customer=customer, by=by)
     return customer
 
 

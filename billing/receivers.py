@@ -4,12 +4,13 @@ from functools import partial
 from django.db import transaction
 from django.dispatch import receiver
 
-from accounts.signals import CONTACT_FIELDS, contact_changed
+from accounts.contact import BILLING_FIELDS
+from accounts.signals import contact_changed
 
 from .tasks import customer_push
 
-# Contact fields the processor's customer record holds (all but the phone number).
-PUSHED_FIELDS = frozenset(CONTACT_FIELDS) - {"phone"}
+# Contact fields the processor's customer record holds.
+PUSHED_FIELDS = frozenset(BILLING_FIELDS)
 
 
 @receiver(contact_changed, dispatch_uid="billing_push_contact")

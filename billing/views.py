@@ -69,7 +69,7 @@ def _attempt(request, action, success):
     return None
 
 
-# The attempt id a form carries: one intention, however often it is submitted (see billing.services._key).
+# The attempt id a form carries: one intention, however often it is submitted (see billing.services.common._key).
 ATTEMPT_ID = re.compile(r"[0-9a-f]{32}")
 # The customer's last SetupIntent, handed out again while it is open.
 SETUP_INTENT_SESSION_KEY = "billing_setup_intent"

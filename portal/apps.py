@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 
 
 class PortalConfig(AppConfig):
@@ -8,10 +7,3 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         from . import checks, receivers  # noqa: F401
-
-
-class PortalAdminConfig(admin_apps.AdminConfig):
-    """django.contrib.admin with PortalAdminSite as `admin.site`, so every @admin.register lands on it."""
-
-    default = False
-    default_site = "portal.adminsite.PortalAdminSite"

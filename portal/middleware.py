@@ -1,16 +1,6 @@
 from django.conf import settings
-from django.contrib import messages
-from django.http import HttpResponseForbidden
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils.cache import patch_cache_control
-from django.utils.translation import gettext_lazy as _
-
-from accounts.models import Customer
-from accounts.services import VIEW_AS_SESSION_KEY
-
-ADMIN_PATH = "/admin/"
-
 
 NUL_ENCODED = "%00"
 
@@ -64,55 +54,4 @@ class PrivateCacheMiddleware:
         if (user is not None and user.is_authenticated) or request.path.startswith("/accounts/"):
             if not request.path.startswith("/static/"):
                 patch_cache_control(response, private=True, no_store=True)
-        return response
-
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-VIEW_AS_REFUSED = _("You are viewing the portal as a customer: nothing can be changed. Stop viewing to act again.")
-
-
-class ViewAsMiddleware:
-    """Show a staff member the portal exactly as one customer sees it, read-only.
-
-    While the session names a customer (accounts.services.view_as_start), portal pages run as that
-    customer's user; the admin stays the staff member's. Every request but a GET is refused, except
-    the one that ends the viewing."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        request.viewing_as = None
-        customer_id = request.session.get(VIEW_AS_SESSION_KEY)
-        if customer_id is None:
-            return self.get_response(request)
-        staff = request.user
-        customer = None
-        if staff.is_authenticated and staff.is_staff and staff.has_perm("accounts.view_as_customer"):
-            customer = (
-                Customer.objects.select_related("user")
-                .filter(pk=customer_id, user__is_active=True, user__is_staff=False)
-                .first()
-            )
-        if customer is None:  # the staff member lost the right, or the customer is gone: stop quietly
-            request.session.pop(VIEW_AS_SESSION_KEY, None)
-            return self.get_response(request)
-        request.viewing_as, request.real_user = customer, staff
-        if not request.path.startswith(ADMIN_PATH):
-            customer.user.customer = customer
-            request.user = customer.user
-        if request.method not in SAFE_METHODS and request.path != reverse("portal:view_as_end"):
-            return self._refuse(request)
-        return self.get_response(request)
-
-    @staticmethod
-    def _refuse(request):
-        if getattr(request, "htmx", False):
-            # htmx swaps nothing on a 403: reload the page, which shows the message.
-            messages.error(request, VIEW_AS_REFUSED)
-            response = HttpResponseForbidden(VIEW_AS_REFUSED)
-            response["HX-Refresh"] = "true"
-        else:
-            response = render(request, "portal/view_as_refused.html", {"message": VIEW_AS_REFUSED}, status=403)
-        patch_cache_control(response, private=True, no_store=True)
         return response

@@ -1,20 +1,10 @@
 import functools
 import hashlib
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, F, Sum
-from django.db.models.functions import TruncMonth
-from django.utils import timezone
 
-from billing.models import Subscription, SubscriptionStatus
-from purchases.models import Purchase, PurchaseStatus
-
-from .models import AuditEntry, SiteSettings
+from .models import SiteSettings
 
 # Long enough that pages rarely read the row, short enough to end any copy a race left behind (a page
 # caching the row it read just before a save committed).
@@ -48,105 +38,3 @@ def site_settings_for_request(request) -> SiteSettings:
     if cached is None:
         cached = request._portal_site_settings = site_settings_get()
     return cached
-
-
-# --- The admin dashboard ------------------------------------------------------------------------------
-
-DASHBOARD_WINDOW_DAYS = 30
-CHART_MONTHS = 12
-# What one billing interval's amount comes to per month.
-MONTHLY_FACTOR = {"day": Decimal(365) / 12, "week": Decimal(52) / 12, "month": Decimal(1), "year": Decimal(1) / 12}
-
-
-# The chart's geometry in SVG units: bars of BAR_STEP per month, the tallest PLOT_HEIGHT high.
-BAR_STEP, PLOT_TOP, PLOT_HEIGHT = 50, 20, 100
-
-
-@dataclass(frozen=True)
-class MonthBar:
-    month: date
-    amount: int  # minor units
-    x: int
-    y: int
-    height: int
-
-
-@dataclass(frozen=True)
-class RevenueChart:
-    currency: str
-    bars: list[MonthBar]
-    total: int
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    active_subscriptions: int
-    mrr: list[tuple[str, int]]  # (currency, minor units a month), largest first
-    cancellations: int
-    failed_payments: int
-    charts: list[RevenueChart]  # one per currency sold in, largest first
-    window_days: int = DASHBOARD_WINDOW_DAYS
-
-
-def _month_starts(today: date, count: int) -> list[date]:
-    year, month = today.year, today.month
-    starts = []
-    for _ in range(count):
-        starts.append(date(year, month, 1))
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return starts[::-1]
-
-
-def dashboard_metrics(*, now: datetime | None = None) -> Dashboard:
-    """The admin index's figures, in four queries whatever the number of customers."""
-    now = now or timezone.now()
-    since = now - timedelta(days=DASHBOARD_WINDOW_DAYS)
-    active = (
-        Subscription.objects.filter(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING], paused=False)
-        .order_by()
-        .values("currency", "interval")
-        .annotate(count=Count("pk"), total=Sum("amount"))
-    )
-    mrr: dict[str, Decimal] = defaultdict(Decimal)
-    active_count = 0
-    for row in active:
-        active_count += row["count"]
-        mrr[row["currency"]] += row["total"] * MONTHLY_FACTOR.get(row["interval"], Decimal(0))
-    cancellations = Subscription.objects.filter(canceled_at__gte=since, canceled_at__lte=now).count()
-    failed_payments = AuditEntry.objects.filter(action="payment.failed", created_at__gte=since).count()
-
-    months = _month_starts(timezone.localdate(now), CHART_MONTHS)
-    first = timezone.make_aware(datetime.combine(months[0], time.min))
-    revenue = (
-        Purchase.objects.filter(purchased_at__gte=first, purchased_at__lte=now)
-        .exclude(status=PurchaseStatus.CANCELLED)
-        .order_by()
-        .annotate(month=TruncMonth("purchased_at"))
-        .values("month", "currency")
-        .annotate(total=Sum(F("amount") - F("amount_refunded")))
-    )
-    by_currency: dict[str, dict[date, int]] = defaultdict(dict)
-    for row in revenue:
-        month = row["month"].date() if isinstance(row["month"], datetime) else row["month"]
-        by_currency[row["currency"]][month] = row["total"]
-    charts = []
-    for currency, totals in by_currency.items():
-        tallest = max(totals.values(), default=0) or 1
-        bars = []
-        for index, month in enumerate(months):
-            amount = totals.get(month, 0)
-            height = round(max(amount, 0) * PLOT_HEIGHT / tallest)
-            bars.append(
-                MonthBar(
-                    month=month, amount=amount, x=index * BAR_STEP, y=PLOT_TOP + PLOT_HEIGHT - height, height=height
-                )
-            )
-        charts.append(RevenueChart(currency=currency, bars=bars, total=sum(totals.values())))
-    charts.sort(key=lambda chart: -chart.total)
-    return Dashboard(
-        active_subscriptions=active_count,
-        mrr=sorted(((c, int(amount.to_integral_value())) for c, amount in mrr.items()), key=lambda pair: -pair[1]),
-        cancellations=cancellations,
-        failed_payments=failed_payments,
-        charts=charts,
-    )

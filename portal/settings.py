@@ -55,7 +55,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 PORTAL_SITE_URL = os.environ.get("PORTAL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "portal.apps.PortalAdminConfig",  # django.contrib.admin with the portal's admin site
+    "console.apps.PortalAdminConfig",  # django.contrib.admin with the portal's admin site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "purchases",
+    "console",  # the top layer: admin console, emails sent, home page, root URLs (docs/architecture.md)
 ]
 
 MIDDLEWARE = [
@@ -95,14 +96,14 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
-    "portal.middleware.ViewAsMiddleware",
+    "accounts.middleware.ViewAsMiddleware",
     "accounts.middleware.CustomerLanguageMiddleware",
     "accounts.middleware.CustomerTimezoneMiddleware",
     "accounts.middleware.ActivityMiddleware",
     "portal.middleware.PrivateCacheMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
+ROOT_URLCONF = "console.urls"
 FORM_RENDERER = "portal.forms.PortalFormRenderer"
 WSGI_APPLICATION = "portal.wsgi.application"
 ASGI_APPLICATION = "portal.asgi.application"

@@ -9,10 +9,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.activity import customer_record_activity
+from accounts.contact import BILLING_FIELDS
 from accounts.models import Customer
-from portal.emails import email_queue
 from portal.errors import UserFacingError
 from portal.models import ActorKind, EmailKind
+from portal.outbox import email_queue
 from portal.selectors import site_settings_get
 from portal.services import audit_record
 
@@ -32,19 +33,10 @@ from .money import format_money
 
 logger = logging.getLogger(__name__)
 
-# Customer fields that receipts copy, and the receipt columns they go to.
-BILLING_SNAPSHOT_FIELDS = {
-    "full_name": "billing_name",
-    "email": "billing_email",
-    "tax_id_type": "billing_tax_id_type",
-    "tax_id_value": "billing_tax_id",
-    "address_line1": "billing_address_line1",
-    "address_line2": "billing_address_line2",
-    "city": "billing_city",
-    "region": "billing_region",
-    "postal_code": "billing_postal_code",
-    "country": "billing_country",
-}
+# The customer's billing fields (accounts.contact) and the receipt columns they are copied to:
+# `billing_<field>`, but for the two a receipt names more shortly.
+_SHORT_NAMES = {"full_name": "name", "tax_id_value": "tax_id"}
+BILLING_SNAPSHOT_FIELDS = {field: f"billing_{_SHORT_NAMES.get(field, field)}" for field in BILLING_FIELDS}
 
 REFUND_TOO_LARGE = _("A refund of %(amount)s is more than the %(remaining)s left on this purchase.")
 REFUND_NOT_POSITIVE = _("A refund must be more than zero.")

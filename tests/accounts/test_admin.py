@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.admin import LOGIN_EMAIL_NOTE
 from accounts.forms import TAX_ID_INVALID
 from accounts.models import Customer, CustomField, User
 from accounts.services import CUSTOM_CHOICE_INVALID, CUSTOM_NUMBER_INVALID, EMAIL_TAKEN
+from console.admin.accounts import LOGIN_EMAIL_NOTE
 from portal.models import AuditEntry, OutboundEmail
 from purchases.models import AccessGrant, Receipt
 from purchases.services import refund_record
@@ -202,7 +202,7 @@ def test_the_list_costs_the_same_queries_for_5_and_50_contacts(creator_client):
 @pytest.fixture
 def valued_contacts(monkeypatch):
     """Seven contacts, three a page, with lifetime values 10.00 … 70.00 and, for four, an active subscription."""
-    from accounts.admin import CustomerAdmin
+    from console.admin.accounts import CustomerAdmin
 
     monkeypatch.setattr(CustomerAdmin, "list_per_page", 3)
     contacts = []
@@ -530,7 +530,7 @@ def test_on_postgresql_contact_search_can_use_trigram_indexes(creator):
     from django.contrib import admin
     from django.test import RequestFactory
 
-    from accounts.admin import CustomerAdmin
+    from console.admin.accounts import CustomerAdmin
 
     request = RequestFactory().get(LIST_URL, {"q": "lovelace"})
     request.user = creator

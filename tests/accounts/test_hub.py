@@ -125,7 +125,7 @@ def test_the_link_may_name_a_local_page_to_land_on(client, customer):
 
 
 def test_the_card_update_link_lands_on_the_card_form(client, customer):
-    from portal.emails import email_render
+    from console.emails import email_render
 
     rendered = email_render(customer=customer, kind="card_update_link")
     link = re.search(r"http://127\.0\.0\.1:8000(/hub/\S+)", rendered.text).group(1)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core import mail
 from django.utils import translation
 
-from portal.emails import email_render
+from console.emails import email_render
 from portal.models import EmailKind
 from portal.services import site_settings_update
 from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFactory

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.models import Customer, User
 from accounts.services import customer_update_contact
 from billing import services
-from billing.gateways.base import CardDeclined, TemporarilyUnavailable
+from billing.gateways.base import CardDeclined, CustomerDetails, TemporarilyUnavailable
 from billing.models import Card, Subscription, SubscriptionStatus
 from billing.tasks import customer_push, retry_delay
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
@@ -87,7 +87,7 @@ def test_a_customer_without_a_processor_customer_has_nothing_to_push(customer, g
 
 def test_a_checkout_customer_unknown_here_gets_an_account_linked_by_email(gateway, db):
     remote = gateway.customer_create(
-        details=services.CustomerDetails(name="Grace Hopper", email="Grace@Example.com"), idempotency_key="k"
+        details=CustomerDetails(name="Grace Hopper", email="Grace@Example.com"), idempotency_key="k"
     )
     customer = services.customer_for_stripe_id(stripe_customer_id=remote.id)
     assert customer.user.email == "grace@example.com"

@@ -13,12 +13,12 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
+from accounts.middleware import VIEW_AS_REFUSED
 from accounts.models import Customer
 from accounts.services import support_group_ensure
 from billing.gateways.fake import FakeGateway
 from billing.models import Subscription, SubscriptionStatus
 from billing.services import card_set_default, invoice_record_paid, stripe_customer_ensure, subscription_sync
-from portal.middleware import VIEW_AS_REFUSED
 from portal.models import AuditEntry, OutboundEmail
 from purchases.models import AccessGrant, Offer, Purchase, Receipt, Refund
 from purchases.services import purchase_record

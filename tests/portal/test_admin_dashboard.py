@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from console.selectors import dashboard_metrics
 from portal.models import AuditEntry
-from portal.selectors import dashboard_metrics
 from tests.factories import CustomerFactory, OfferFactory, PurchaseFactory, SubscriptionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,9 @@ import pytest
 from django.core import mail
 from django.db import connection, transaction
 
-from portal.emails import email_deliver, email_queue
+from console.emails import email_deliver
 from portal.models import EmailKind, EmailStatus, OutboundEmail
+from portal.outbox import email_queue
 from tests.factories import CustomerFactory
 from tests.purchases.test_concurrency import run_concurrently
 

@@ -12,8 +12,9 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from accounts.models import Customer
-from portal.emails import EMAIL_MAX_ATTEMPTS, email_deliver, email_queue, email_render
+from console.emails import EMAIL_MAX_ATTEMPTS, email_deliver, email_render
 from portal.models import EmailKind, EmailStatus, OutboundEmail
+from portal.outbox import email_queue
 from portal.services import site_settings_update
 from purchases.services import purchase_record
 from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFactory

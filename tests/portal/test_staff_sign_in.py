@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
-from portal.adminsite import STAFF_TWO_FACTOR_REQUIRED
+from console.adminsite import STAFF_TWO_FACTOR_REQUIRED
 from tests.accounts.test_two_factor_and_sessions import activate_totp, current_code
 from tests.factories import STAFF_TOTP_SECRET, CustomerFactory, UserFactory
 

@@ -9,9 +9,9 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from portal.emails import email_queue
+from console.tasks import email_send
 from portal.models import EmailStatus, OutboundEmail
-from portal.tasks import email_send
+from portal.outbox import email_queue
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

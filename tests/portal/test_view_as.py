@@ -3,9 +3,9 @@
 import pytest
 from django.contrib.auth.models import Permission
 
+from accounts.middleware import VIEW_AS_REFUSED
 from accounts.models import Customer
 from accounts.services import VIEW_AS_SESSION_KEY, VIEW_AS_STAFF_ACCOUNT
-from portal.middleware import VIEW_AS_REFUSED
 from portal.models import AuditEntry
 from tests.factories import RecordedPurchaseFactory, UserFactory
 

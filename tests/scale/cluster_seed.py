@@ -33,9 +33,9 @@ def main(password: str) -> dict:
     from accounts.services import customer_get_or_create, customer_update_contact
     from billing.gateways.base import get_gateway
     from billing.services import card_set_default, stripe_customer_ensure, subscription_sync
-    from portal.emails import email_queue
+    from console.tasks import email_send
     from portal.models import EmailKind, OutboundEmail
-    from portal.tasks import email_send
+    from portal.outbox import email_queue
     from purchases.models import Offer
 
     customers = {}

@@ -5,8 +5,8 @@ Real processes on loopback, as on several machines: two gunicorn nodes on two fr
 dropped here) and a Redis database flushed at the start. The test then shows that nothing assumes one
 process: a session signed in on one node works on the other (and signing out on one ends it on both),
 the sign-in rate limit counts failures made on both nodes together, the same Stripe event delivered to
-both nodes at once is stored once and applied once by the workers, and an email whose send task was enqueued five times is sent once
-by the two workers together.
+both nodes at once is stored once and applied once by the workers, and an email whose send task was
+enqueued five times is sent once by the two workers together.
 
 Needs PostgreSQL and Redis on 127.0.0.1 (POSTGRES_URL / SCALE_REDIS_URL to point elsewhere): skipped
 when they are not reachable, except in CI, where it fails instead.

@@ -22,18 +22,19 @@ from django_countries import countries
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV
 
+from accounts import selectors, services
+from accounts.forms import CUSTOM_FIELD_PREFIX, ContactForm, with_custom_fields
+from accounts.models import Customer, CustomField, User
+from accounts.resources import CustomerResource
+from accounts.services import PROFILE_FIELDS, CustomerError
+from accounts.social import SOCIAL_FIELDS
 from billing.models import Subscription
+from console import selectors as console_selectors
+from console import services as console_services
+from console.admin.purchases import ReadOnlyInline
 from portal.models import AuditEntry
-from purchases.admin import ReadOnlyInline
 from purchases.models import AccessGrant, Offer, Purchase, Receipt
 from purchases.money import format_money
-
-from . import selectors, services
-from .forms import CUSTOM_FIELD_PREFIX, ContactForm, with_custom_fields
-from .models import Customer, CustomField, User
-from .resources import CustomerResource
-from .services import PROFILE_FIELDS, CustomerError
-from .social import SOCIAL_FIELDS
 
 # Said on the add page, the list and the actions: people expect every new customer to get one.
 LOGIN_EMAIL_NOTE = _(
@@ -99,7 +100,7 @@ class ActiveSubscriptionFilter(admin.SimpleListFilter):
         return [("yes", _("Has one")), ("no", _("Has none"))]
 
     def queryset(self, request, queryset):
-        has_one = Exists(selectors.active_subscriptions_of(OuterRef("pk")))
+        has_one = Exists(console_selectors.active_subscriptions_of(OuterRef("pk")))
         if self.value() == "yes":
             return queryset.filter(has_one)
         if self.value() == "no":
@@ -234,7 +235,7 @@ class CustomerChangeForm(ContactForm):
 class ContactChangeList(ChangeList):
     """The contacts list pages the bare rows first, then computes the totals of the rows shown only.
 
-    The totals (selectors.customers_with_totals) are correlated subqueries: left on the paginated query,
+    The totals (console_selectors.customers_with_totals) are correlated subqueries: left on the paginated query,
     the database computes them for every row the OFFSET skips too (page 1,000 of 100,000 contacts took
     1.2 s). A sort by one of them needs that one on the whole list, so only it is added before paging.
     """
@@ -242,16 +243,16 @@ class ContactChangeList(ChangeList):
     def get_queryset(self, request, exclude_parameters=None):
         if not hasattr(self, "bare_queryset"):  # once: the filters' facet counts call this again
             self.bare_queryset = self.root_queryset
-            ordering = self.get_ordering(request, selectors.customers_with_totals(self.root_queryset))
-            sorted_by = {_ordering_name(item) for item in ordering}.intersection(selectors.CUSTOMER_TOTALS)
-            self.root_queryset = selectors.customers_with_totals(self.root_queryset, names=sorted_by)
+            ordering = self.get_ordering(request, console_selectors.customers_with_totals(self.root_queryset))
+            sorted_by = {_ordering_name(item) for item in ordering}.intersection(console_selectors.CUSTOMER_TOTALS)
+            self.root_queryset = console_selectors.customers_with_totals(self.root_queryset, names=sorted_by)
         return super().get_queryset(request, exclude_parameters)
 
     def get_results(self, request):
         super().get_results(request)
         # Still one query: the page's ids (filtered, searched, sorted and sliced) are its subquery.
         shown = self.apply_select_related(self.bare_queryset.filter(pk__in=self.result_list.values("pk")))
-        self.result_list = selectors.customers_with_totals(shown).order_by(*self.queryset.query.order_by)
+        self.result_list = console_selectors.customers_with_totals(shown).order_by(*self.queryset.query.order_by)
 
 
 def _ordering_name(item) -> str | None:
@@ -377,7 +378,7 @@ class CustomerAdmin(ImportExportModelAdmin):
     def save_model(self, request, obj, form, change):
         """Save through the services, so receipts, Stripe and the audit trail follow staff edits too."""
         if not change:
-            customer = services.customer_add_by_hand(
+            customer = console_services.customer_add_by_hand(
                 email=form.cleaned_data["email"],
                 full_name=form.cleaned_data["full_name"],
                 offer=form.cleaned_data.get("offer"),
@@ -448,7 +449,7 @@ class CustomerAdmin(ImportExportModelAdmin):
 
     @admin.display(description=_("lifetime value"))
     def lifetime_value_summary(self, customer):
-        values = selectors.customer_lifetime_values(customer=customer)
+        values = console_selectors.customer_lifetime_values(customer=customer)
         return ", ".join(format_money(total, currency) for currency, total in values) or "—"
 
     @admin.display(description=_("records"))

@@ -8,12 +8,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.avatars import UPLOAD_RATE_LIMITED, AvatarError, logo_reencode
-
-from .emails import email_requeue
-from .models import AuditEntry, OutboundEmail, SiteSettings
-from .selectors import site_settings_get
-from .services import site_settings_update
-from .templatetags.portal import audit_changes
+from console.emails import email_requeue
+from console.templatetags.portal import audit_changes
+from portal.models import AuditEntry, OutboundEmail, SiteSettings
+from portal.selectors import site_settings_get
+from portal.services import site_settings_update
 
 SITE_SETTINGS_FIELDSETS = [
     (

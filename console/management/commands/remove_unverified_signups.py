@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts.services import unverified_signups_remove
+from console.services import unverified_signups_remove
 
 
 class Command(BaseCommand):

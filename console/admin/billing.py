@@ -5,9 +5,9 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import staff
-from .models import Card, Subscription, WebhookEvent, WebhookStatus
-from .webhooks import webhook_event_apply
+from billing.models import Card, Subscription, WebhookEvent, WebhookStatus
+from billing.webhooks import webhook_event_apply
+from console import staff
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

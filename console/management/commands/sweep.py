@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 
 from billing.webhooks import webhook_events_retry
-from portal.emails import outbox_requeue
+from console.emails import outbox_requeue
 from portal.housekeeping import stuck_tasks_release
 
 

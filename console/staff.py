@@ -19,13 +19,12 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from billing import services
+from billing.gateways.base import PaymentError, TemporarilyUnavailable
+from billing.models import Subscription
 from portal.errors import UserFacingError
 from purchases.models import Purchase
 from purchases.money import format_money, to_major, to_minor
-
-from . import services
-from .gateways.base import PaymentError, TemporarilyUnavailable
-from .models import Subscription
 
 
 @dataclass

@@ -14,7 +14,9 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
-from .selectors import dashboard_metrics, site_settings_for_request
+from portal.selectors import site_settings_for_request
+
+from .selectors import dashboard_metrics
 
 STAFF_TWO_FACTOR_REQUIRED = _(
     "Staff must use two-factor authentication: set up an authenticator app to open the admin."

@@ -1,10 +1,9 @@
-"""Customer emails: recorded once per event, rendered and sent by a background task after commit.
+"""Customer emails: recorded once per event (`portal.outbox.email_queue`), rendered and sent by a
+background task after commit.
 
-`email_queue()` is the one way to email a customer about something that happened. It stores an
-`OutboundEmail` row under a unique event key (so a repeated webhook or a retried request sends
-nothing twice) and, when the caller's transaction commits, enqueues `portal.tasks.email_send`.
-The task locks the row, renders the email in the customer's language and time zone, checks the customer's
-preference for non-transactional kinds, sends, and marks the row sent.
+When the caller's transaction commits, `portal.signals.email_queued` makes `console.receivers` enqueue
+`console.tasks.email_send`. The task locks the row, renders the email in the customer's language and
+time zone, checks the customer's preference for non-transactional kinds, sends, and marks the row sent.
 
 Each kind has templates under `templates/emails/<kind>/` (`subject.txt`, `body.txt`, `body.html`)
 sharing `emails/base.txt` and `emails/base.html` (business name and logo).
@@ -15,11 +14,10 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -29,12 +27,12 @@ from accounts.hub import hub_link_url
 from accounts.models import Customer
 from accounts.preferences import BILLING_NOTICES, EmailCategory, customer_wants, unsubscribe_url
 from billing.models import BRAND_NAMES
+from portal.links import absolute_url
+from portal.models import EmailKind, EmailStatus, OutboundEmail
+from portal.outbox import email_branding, email_from_address
+from portal.selectors import site_settings_get
 from purchases.models import Receipt
 from purchases.money import format_money
-
-from .links import absolute_url
-from .models import EmailKind, EmailStatus, OutboundEmail
-from .selectors import site_settings_get
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +44,6 @@ CATEGORY_OF_KIND: dict[str, EmailCategory] = {
     EmailKind.SUBSCRIPTION_CANCELED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_PAUSED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_RESUMED: BILLING_NOTICES,
-}
-
-# The context each kind needs from its caller (plain JSON data).
-CONTEXT_KEYS: dict[str, frozenset[str]] = {
-    EmailKind.WELCOME: frozenset(),
-    EmailKind.HUB_LINK: frozenset(),
-    EmailKind.RECEIPT: frozenset({"receipt_number"}),
-    EmailKind.PAYMENT_FAILED: frozenset({"offer_name", "amount", "currency"}),
-    EmailKind.CARD_UPDATE_LINK: frozenset(),
-    EmailKind.REFUND_ISSUED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
-    EmailKind.REFUND_FAILED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
-    EmailKind.CARD_UPDATED: frozenset({"brand", "last4", "exp_month", "exp_year"}),
-    EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: frozenset({"offer_name", "ends_at"}),
-    EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
-    EmailKind.SUBSCRIPTION_PAUSED: frozenset({"offer_name", "resumes_at"}),
-    EmailKind.SUBSCRIPTION_RESUMED: frozenset({"offer_name"}),
 }
 
 # Paths of the billing app (see the URL map in DESIGN.md); emails may go out before it is installed.
@@ -84,26 +66,6 @@ class RenderedEmail:
 # --- queue and deliver ---------------------------------------------------------------------------
 
 
-def email_queue(*, customer: Customer, kind: str, key: str, context: dict | None = None) -> None:
-    """Record the email for this event and send it after the current transaction commits; a key seen
-    before (the same event again) does nothing."""
-    if kind not in EmailKind.values:
-        raise ValueError(f"Unknown email kind: {kind!r}")
-    context = context or {}
-    missing = CONTEXT_KEYS[kind] - context.keys()
-    if missing:
-        raise ValueError(f"Email {kind!r} needs context keys {sorted(missing)}")
-    try:
-        with transaction.atomic():
-            email = OutboundEmail.objects.create(customer=customer, kind=kind, key=key, context=context)
-    except IntegrityError:
-        if not OutboundEmail.objects.filter(key=key).exists():
-            raise
-        logger.info("email %s was queued before; not again", key)
-        return
-    transaction.on_commit(lambda: _enqueue(email.pk), robust=True)
-
-
 def email_requeue(*, email: OutboundEmail) -> bool:
     """Send a queued or failed email again (from admin); a sent or skipped one stays as it is."""
     with transaction.atomic():
@@ -111,11 +73,12 @@ def email_requeue(*, email: OutboundEmail) -> bool:
             status=EmailStatus.QUEUED, attempts=0
         )
         if updated:
-            transaction.on_commit(lambda: _enqueue(email.pk), robust=True)
+            transaction.on_commit(lambda: email_enqueue(email.pk), robust=True)
     return bool(updated)
 
 
-def _enqueue(email_id: int, *, delay: timedelta | None = None) -> None:
+def email_enqueue(email_id: int, *, delay: timedelta | None = None) -> None:
+    """Hand the queued email to the sending task (now, or after `delay`)."""
     from .tasks import email_send
 
     task = email_send.using(run_after=timezone.now() + delay) if delay else email_send
@@ -170,7 +133,7 @@ def _record_failure(email: OutboundEmail, error: Exception) -> None:
     retry = email.attempts < EMAIL_MAX_ATTEMPTS and email_send.get_backend().supports_defer
     if retry:
         delay = timedelta(minutes=2**email.attempts)  # 2, 4, 8, 16 minutes
-        transaction.on_commit(lambda: _enqueue(email.pk, delay=delay), robust=True)
+        transaction.on_commit(lambda: email_enqueue(email.pk, delay=delay), robust=True)
     else:
         email.status = EmailStatus.FAILED
     email.save(update_fields=["status", "attempts", "last_error"])
@@ -213,25 +176,6 @@ def email_render(*, customer: Customer, kind: str, context: dict | None = None) 
         text = _BLANK_LINES.sub("\n\n", render_to_string(f"emails/{kind}/body.txt", ctx)).strip() + "\n"
         html = render_to_string(f"emails/{kind}/body.html", ctx)
     return RenderedEmail(subject=subject, text=text, html=html, headers=headers)
-
-
-def email_from_address() -> str:
-    """DEFAULT_FROM_EMAIL's address under the business's own name, which is what customers recognise."""
-    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
-    return formataddr((site_settings_get().business_name, address))
-
-
-def email_branding() -> dict:
-    """What every email shows of the business: name, logo, address, support address, the portal."""
-    site = site_settings_get()
-    return {
-        "business_name": site.business_name,
-        "business_address": site.business_address,
-        "support_email": site.business_email,
-        "logo_url": absolute_url(site.logo.url) if site.logo else "",
-        "site_url": absolute_url("/"),
-        "preferences_url": absolute_url(reverse("accounts:profile")),
-    }
 
 
 def _language(customer: Customer) -> str:

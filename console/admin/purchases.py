@@ -7,12 +7,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from console import staff
 from portal.selectors import site_settings_get
-
-from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
-from .money import format_money
-from .pdf import receipt_filename, receipt_pdf
-from .services import GRANT_PURCHASE_OF_ANOTHER_CUSTOMER, access_grant, access_revoke, purchase_record
+from purchases.models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
+from purchases.money import format_money
+from purchases.pdf import receipt_filename, receipt_pdf
+from purchases.services import GRANT_PURCHASE_OF_ANOTHER_CUSTOMER, access_grant, access_revoke, purchase_record
 
 
 @admin.register(Product)
@@ -87,8 +87,6 @@ class PurchaseAdmin(admin.ModelAdmin):
     change_form_template = "admin/purchases/purchase/change_form.html"
 
     def get_urls(self):
-        from billing import staff  # the console's money and access actions
-
         def route(name, view):
             return path(
                 f"<int:pk>/{name}/",

@@ -1,0 +1,76 @@
+"""Customer emails, the part every app writes: one row per event in the outbox, and the business's branding.
+
+`email_queue()` is the one way to email a customer about something that happened. It stores an
+`OutboundEmail` row under a unique event key (so a repeated webhook or a retried request sends
+nothing twice) and, when the caller's transaction commits, sends `portal.signals.email_queued`; the
+console (`console.receivers`) enqueues its sending task for it, and `console.emails` renders and sends.
+"""
+
+import logging
+from email.utils import formataddr, parseaddr
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from .links import absolute_url
+from .models import EmailKind, OutboundEmail
+from .selectors import site_settings_get
+from .signals import email_queued
+
+logger = logging.getLogger(__name__)
+
+# The context each kind needs from its caller (plain JSON data).
+CONTEXT_KEYS: dict[str, frozenset[str]] = {
+    EmailKind.WELCOME: frozenset(),
+    EmailKind.HUB_LINK: frozenset(),
+    EmailKind.RECEIPT: frozenset({"receipt_number"}),
+    EmailKind.PAYMENT_FAILED: frozenset({"offer_name", "amount", "currency"}),
+    EmailKind.CARD_UPDATE_LINK: frozenset(),
+    EmailKind.REFUND_ISSUED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
+    EmailKind.REFUND_FAILED: frozenset({"offer_name", "amount", "currency", "receipt_number"}),
+    EmailKind.CARD_UPDATED: frozenset({"brand", "last4", "exp_month", "exp_year"}),
+    EmailKind.SUBSCRIPTION_CANCEL_SCHEDULED: frozenset({"offer_name", "ends_at"}),
+    EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
+    EmailKind.SUBSCRIPTION_PAUSED: frozenset({"offer_name", "resumes_at"}),
+    EmailKind.SUBSCRIPTION_RESUMED: frozenset({"offer_name"}),
+}
+
+
+def email_queue(*, customer, kind: str, key: str, context: dict | None = None) -> None:
+    """Record the email for this event and send it after the current transaction commits; a key seen
+    before (the same event again) does nothing."""
+    if kind not in EmailKind.values:
+        raise ValueError(f"Unknown email kind: {kind!r}")
+    context = context or {}
+    missing = CONTEXT_KEYS[kind] - context.keys()
+    if missing:
+        raise ValueError(f"Email {kind!r} needs context keys {sorted(missing)}")
+    try:
+        with transaction.atomic():
+            email = OutboundEmail.objects.create(customer=customer, kind=kind, key=key, context=context)
+    except IntegrityError:
+        if not OutboundEmail.objects.filter(key=key).exists():
+            raise
+        logger.info("email %s was queued before; not again", key)
+        return
+    transaction.on_commit(lambda: email_queued.send(sender=OutboundEmail, email_id=email.pk), robust=True)
+
+
+def email_from_address() -> str:
+    """DEFAULT_FROM_EMAIL's address under the business's own name, which is what customers recognise."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
+    return formataddr((site_settings_get().business_name, address))
+
+
+def email_branding() -> dict:
+    """What every email shows of the business: name, logo, address, support address, the portal."""
+    site = site_settings_get()
+    return {
+        "business_name": site.business_name,
+        "business_address": site.business_address,
+        "support_email": site.business_email,
+        "logo_url": absolute_url(site.logo.url) if site.logo else "",
+        "site_url": absolute_url("/"),
+        "preferences_url": absolute_url(reverse("accounts:profile")),
+    }
