@@ -8,6 +8,9 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         from . import checks, receivers  # noqa: F401
+        from .observability import sentry_init_from_settings
+
+        sentry_init_from_settings()
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):
