@@ -134,33 +134,24 @@ def _scrub_text(text: str) -> str:
     return TOKEN_PATH.sub(REDACTED, SECRET_VALUES.sub(FILTERED, text))
 
 
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, dict):
+        return {key: _scrub(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
 def sentry_before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
-    """Remove secrets and card numbers from the free text of an event, and link tokens from its URL."""
-    for exception in event.get("exception", {}).get("values", []):
-        if isinstance(exception.get("value"), str):
-            exception["value"] = _scrub_text(exception["value"])
-    logentry = event.get("logentry")
-    if isinstance(logentry, dict):
-        for field in ("message", "formatted"):
-            if isinstance(logentry.get(field), str):
-                logentry[field] = _scrub_text(logentry[field])
-        if logentry.get("params"):
-            logentry["params"] = [FILTERED]
-    if isinstance(event.get("message"), str):
-        event["message"] = _scrub_text(event["message"])
+    """Remove secrets, card numbers and link tokens from every text of an event (messages, exception
+    values, URLs, and the printed form of local variables such as a request or an exception), and
+    drop request bodies: forms carry addresses, tax ids and the like."""
     request = event.get("request")
     if isinstance(request, dict):
-        if isinstance(request.get("url"), str):
-            request["url"] = _scrub_text(request["url"])
-        if isinstance(request.get("query_string"), str):
-            request["query_string"] = _scrub_text(request["query_string"])
-        request.pop("data", None)  # form bodies carry addresses, tax ids and the like
-    for crumb in event.get("breadcrumbs", {}).get("values", []):
-        if isinstance(crumb.get("message"), str):
-            crumb["message"] = _scrub_text(crumb["message"])
-    if isinstance(event.get("transaction"), str):
-        event["transaction"] = _scrub_text(event["transaction"])
-    return event
+        request.pop("data", None)
+    return _scrub(event)
 
 
 def sentry_init(*, dsn: str, release: str, environment: str, traces_sample_rate: float) -> None:
@@ -174,7 +165,8 @@ def sentry_init(*, dsn: str, release: str, environment: str, traces_sample_rate:
         release=release or None,
         environment=environment,
         traces_sample_rate=traces_sample_rate,
-        send_default_pii=False,
+        # send_default_pii stays at its default, off (sentry-sdk deprecates passing it): no user, IP,
+        # cookies or request bodies are collected.
         max_request_body_size="never",
         event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *SENTRY_DENYLIST_EXTRA], recursive=True),
         before_send=sentry_before_send,  # type: ignore[arg-type]
