@@ -33,3 +33,12 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Request bodies are already capped by Django (DATA_UPLOAD_MAX_MEMORY_SIZE); cap header sizes here too.
 limit_request_line = 8190
 limit_request_fields = 100
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR, docs/operations.md): a worker that exits
+    leaves its counters to be summed, but its live gauges must go."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -99,8 +99,9 @@ def health_report() -> tuple[dict[str, object], int]:
             stats = queues.queue_stats()
             if cache_ok:  # a failing cache would let every check enqueue another heartbeat
                 queues.worker_heartbeat_request(age=heartbeat_age)
-        except Exception:  # noqa: BLE001 - the queue's figures are a report, not a reason to fail
-            logger.warning("healthz: the task queue could not be read", exc_info=True)
+        except Exception as error:  # noqa: BLE001 - the queue's figures are a report, not a reason to fail
+            # One line, not a traceback: a load balancer asks every few seconds.
+            logger.warning("healthz: the task queue could not be read (%s: %s)", type(error).__name__, error)
     body["queue_depth"] = stats.depth if stats else None
     body["queue_oldest_age_seconds"] = (
         round(stats.oldest_age_seconds, 1) if stats and stats.oldest_age_seconds is not None else None

@@ -8,6 +8,7 @@ PROMETHEUS_MULTIPROC_DIR to an empty folder (cleared at each start) and the scra
 """
 
 import hmac
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from . import queues
+
+logger = logging.getLogger(__name__)
 
 UNRESOLVED = "<unresolved>"  # a 404 for a path no pattern matches, or a response from a middleware
 
@@ -59,7 +62,11 @@ class QueueCollector(Collector):
     """The task queue and worker, read at scrape time (one process answers: no multiprocess merging)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        stats = queues.queue_stats()
+        try:
+            stats = queues.queue_stats()
+        except Exception:  # noqa: BLE001 - the request figures are still worth a scrape; /healthz says why
+            logger.warning("metrics: the task queue could not be read")
+            stats = None
         if stats is not None:
             yield GaugeMetricFamily("portal_task_queue_depth", "Tasks due and waiting for a worker.", value=stats.depth)
             yield GaugeMetricFamily(
@@ -67,7 +74,11 @@ class QueueCollector(Collector):
                 "How long the longest-waiting due task has waited (0 when none waits).",
                 value=stats.oldest_age_seconds or 0.0,
             )
-        age = queues.worker_heartbeat_age()
+        try:
+            age = queues.worker_heartbeat_age()
+        except Exception:  # noqa: BLE001 - as above
+            logger.warning("metrics: the worker heartbeat could not be read")
+            age = None
         if age is not None:
             yield GaugeMetricFamily(
                 "portal_worker_heartbeat_age_seconds", "Seconds since a task worker last showed it was alive.", value=age
