@@ -81,7 +81,9 @@ class QueueCollector(Collector):
             age = None
         if age is not None:
             yield GaugeMetricFamily(
-                "portal_worker_heartbeat_age_seconds", "Seconds since a task worker last showed it was alive.", value=age
+                "portal_worker_heartbeat_age_seconds",
+                "Seconds since a task worker last showed it was alive.",
+                value=age,
             )
 
 

@@ -43,7 +43,9 @@ def _database_backend_stats() -> QueueStats:
     depth = ready.count()
     if not depth:
         return QueueStats(depth=0, oldest_age_seconds=None)
-    never_deferred = ready.filter(run_after=get_date_max()).order_by("enqueued_at").values_list("enqueued_at", flat=True)
+    never_deferred = (
+        ready.filter(run_after=get_date_max()).order_by("enqueued_at").values_list("enqueued_at", flat=True)
+    )
     deferred = ready.exclude(run_after=get_date_max()).order_by("run_after").values_list("run_after", flat=True)
     due_since: list[datetime] = [moment for moment in (never_deferred.first(), deferred.first()) if moment is not None]
     oldest = min(due_since) if due_since else None

@@ -109,11 +109,13 @@ def test_a_backend_without_statistics_reports_none(client, settings):
 
 
 def test_with_redis_frozen_healthz_answers_within_a_second_as_degraded_and_queues_no_heartbeats(
-    client, settings, frozen_redis  # noqa: F811
+    client,
+    settings,
+    frozen_redis,  # noqa: F811
 ):
     location, _ = frozen_redis
     settings.CACHES = redis_cache(location)
-    caches["default"]._cache  # the client made (redis-py imported) as at a node's first request: no network
+    caches["default"]._cache  # noqa: B018 - the client made (redis-py imported) as at a node's first request: no network
 
     started = time.monotonic()
     first = client.get("/healthz")

@@ -200,7 +200,8 @@ def test_an_exception_in_a_view_reaches_sentry_tagged_with_the_request_id_and_sc
     client.raise_request_exception = False
 
     response = client.get(
-        "/observed/broken/?card=4000000000000002", headers={"X-Request-ID": "lb-request-0005", "Cookie": "sessionid=abc"}
+        "/observed/broken/?card=4000000000000002",
+        headers={"X-Request-ID": "lb-request-0005", "Cookie": "sessionid=abc"},
     )
     sentry_sdk.flush(timeout=5)
 
