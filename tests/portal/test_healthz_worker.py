@@ -108,18 +108,21 @@ def test_a_backend_without_statistics_reports_none(client, settings):
     assert queue_stats() is None
 
 
-def test_with_redis_frozen_healthz_answers_within_a_second_as_degraded_and_queues_no_heartbeats(
+def test_with_redis_frozen_healthz_waits_one_socket_timeout_then_not_at_all_and_queues_no_heartbeats(
     client,
     settings,
     frozen_redis,  # noqa: F811
 ):
-    location, _ = frozen_redis
+    """One socket timeout (0.3 s here, REDIS_SOCKET_TIMEOUT 0.5 s by default) for the first check, none for the
+    next: the bounds leave room for a loaded machine; docs/operations.md has the figures measured unloaded."""
+    location, connections = frozen_redis
     settings.CACHES = redis_cache(location)
-    caches["default"]._cache  # noqa: B018 - the client made (redis-py imported) as at a node's first request: no network
+    caches["default"]._cache  # noqa: B018 - the client made (redis-py imported) as at a node's first request
 
     started = time.monotonic()
     first = client.get("/healthz")
     took = time.monotonic() - started
+    tried = len(connections)
     started = time.monotonic()
     second = client.get("/healthz")
     second_took = time.monotonic() - started
@@ -132,7 +135,8 @@ def test_with_redis_frozen_healthz_answers_within_a_second_as_degraded_and_queue
         "unavailable",
         "stale",
     )
-    assert took < 1.0 and second_took < 0.2
+    assert tried == 1 and len(connections) == 1  # one wait on Redis, and the second check waited on none
+    assert took < 3 and second_took < 1
     assert heartbeat_tasks() == 0
 
 
