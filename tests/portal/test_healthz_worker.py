@@ -122,7 +122,6 @@ def test_with_redis_frozen_healthz_waits_one_socket_timeout_then_not_at_all_and_
     started = time.monotonic()
     first = client.get("/healthz")
     took = time.monotonic() - started
-    tried = len(connections)
     started = time.monotonic()
     second = client.get("/healthz")
     second_took = time.monotonic() - started
@@ -135,7 +134,8 @@ def test_with_redis_frozen_healthz_waits_one_socket_timeout_then_not_at_all_and_
         "unavailable",
         "stale",
     )
-    assert tried == 1 and len(connections) == 1  # one wait on Redis, and the second check waited on none
+    time.sleep(0.3)  # the stand-in accepts in a thread
+    assert len(connections) == 1  # one wait on Redis, and the second check waited on none
     assert took < 3 and second_took < 1
     assert heartbeat_tasks() == 0
 
