@@ -9,14 +9,15 @@ counts as a heartbeat too (django.tasks' task_started/task_finished signals, sen
 worker). The worker is *stale* when the newest heartbeat is older than `WORKER_STALE_SECONDS`.
 
 **Queue statistics** are read by one small function per task backend, named in `QUEUE_STATS` by the
-backend's import path: the database backend (django-tasks-db) is here; another backend plugs in by
-adding its function to that mapping. A backend without one reports no depth or age.
+backend's import path: the database backend (django-tasks-db) and RQ (django-tasks-rq) are here;
+another backend plugs in by adding its function to that mapping. A backend without one reports no
+depth or age.
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -53,9 +54,29 @@ def _database_backend_stats() -> QueueStats:
     return QueueStats(depth=depth, oldest_age_seconds=age)
 
 
-# Task backend import path → its statistics function (the RQ backend adds its own here).
+def _rq_backend_stats() -> QueueStats:
+    """django-tasks-rq: the jobs waiting in the backend's RQ queues (scheduled and deferred jobs wait in
+    RQ's registries until due, so they are not counted). The head of a queue is its oldest job."""
+    import django_rq
+    from django.tasks import task_backends
+
+    depth, oldest = 0, None
+    for name in sorted(task_backends["default"].queues):
+        queue = django_rq.get_queue(name)
+        depth += queue.count
+        head = queue.get_job_ids(0, 1)
+        job = queue.fetch_job(head[0]) if head else None
+        if job is not None and job.enqueued_at is not None:
+            enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=UTC)
+            oldest = enqueued if oldest is None else min(oldest, enqueued)
+    age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else None
+    return QueueStats(depth=depth, oldest_age_seconds=age)
+
+
+# Task backend import path → its statistics function.
 QUEUE_STATS: dict[str, Callable[[], QueueStats]] = {
     "django_tasks_db.DatabaseBackend": _database_backend_stats,
+    "django_tasks_rq.RQBackend": _rq_backend_stats,
 }
 
 

@@ -163,3 +163,29 @@ def test_the_heartbeat_lives_in_the_shared_cache(run_tasks):
     run_tasks()
 
     assert abs(cache.get(HEARTBEAT_KEY) - time.time()) < 5
+
+
+@pytest.fixture
+def rq_backend(settings):
+    """The RQ backend on this project's Redis database for tests (4), emptied before and after."""
+    import django_rq
+
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:6379/4", "DEFAULT_TIMEOUT": 60}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    yield queue
+    queue.empty()
+
+
+def test_the_rq_backend_reports_its_queue_depth_and_oldest_job(rq_backend):
+    with time_machine.travel(NOW - timedelta(seconds=45), tick=False):
+        email_send.enqueue(1)
+    with time_machine.travel(NOW, tick=False):
+        email_send.enqueue(2)
+        email_send.using(run_after=NOW + timedelta(minutes=5)).enqueue(3)  # scheduled: not waiting yet
+
+        stats = queue_stats()
+
+    assert stats.depth == 2
+    assert stats.oldest_age_seconds == pytest.approx(45, abs=1)
