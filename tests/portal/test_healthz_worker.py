@@ -136,7 +136,7 @@ def test_with_redis_frozen_healthz_waits_one_socket_timeout_then_not_at_all_and_
     )
     time.sleep(0.3)  # the stand-in accepts in a thread
     assert len(connections) == 1  # one wait on Redis, and the second check waited on none
-    assert took < 3 and second_took < 1
+    assert took < 5 and second_took < 2  # seconds; without the timeouts a frozen Redis held it 30 s
     assert heartbeat_tasks() == 0
 
 
