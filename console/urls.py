@@ -21,6 +21,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+if settings.PROMETHEUS_METRICS:  # portal/metrics.py; off by default
+    from . import metrics
+
+    urlpatterns.append(path("metrics", metrics.metrics, name="metrics"))
 if settings.BENCH_ANCHORS:  # bench/run.py measures every page against these two
     urlpatterns.append(path("bench/", include("portal.bench_views")))
 if settings.SERVE_MEDIA:

@@ -28,8 +28,20 @@ max_requests_jitter = max_requests // 10
 
 # Logs go to standard output and error, for journald or the container runtime.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# gunicorn's default line plus the request id the portal answered with (portal.observability), so an
+# access line leads to the application's lines for the same request.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Request bodies are already capped by Django (DATA_UPLOAD_MAX_MEMORY_SIZE); cap header sizes here too.
 limit_request_line = 8190
 limit_request_fields = 100
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR, docs/operations.md): a worker that exits
+    leaves its counters to be summed, but its live gauges must go."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -7,3 +7,6 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         from . import checks, receivers  # noqa: F401
+        from .observability import sentry_init_from_settings
+
+        sentry_init_from_settings()

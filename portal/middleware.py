@@ -2,7 +2,33 @@ from django.conf import settings
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
+from . import observability
+
 NUL_ENCODED = "%00"
+
+
+class RequestIdMiddleware:
+    """Give each request an id (the load balancer's `X-Request-ID` when sane, else a new one): on its
+    log records, on its Sentry events, in the response's `X-Request-ID`, and in the logs of the tasks
+    it enqueues (portal.observability).
+
+    First in the chain, so every response carries it. The id stays set until Django's request_finished
+    (portal.receivers), because Django logs a 4xx or 5xx after the middleware chain has returned."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = observability.request_id_from_header(request.headers.get(observability.REQUEST_ID_HEADER))
+        observability.request_id_set(request_id)
+        request.request_id = request_id
+        if settings.SENTRY_DSN:
+            import sentry_sdk
+
+            sentry_sdk.set_tag("request_id", request_id)
+        response = self.get_response(request)
+        response[observability.REQUEST_ID_HEADER] = request_id
+        return response
 
 
 class RefuseNulMiddleware:

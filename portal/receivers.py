@@ -1,10 +1,19 @@
+import logging
+import time
+
 from django.core.cache import cache
+from django.core.signals import request_finished
 from django.db import transaction
 from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
+from django.tasks.signals import task_enqueued, task_finished, task_started
 
+from . import observability
 from .models import SiteSettings
+from .queues import worker_heartbeat_record
 from .selectors import site_settings_cache_key
+
+logger = logging.getLogger(__name__)
 
 
 def site_settings_forget(created: bool = False, **kwargs) -> None:
@@ -26,3 +35,34 @@ def site_settings_forget_after_migrate(sender, using, **kwargs):
     """A migration (or a flush, which ends with this signal) may change or remove the row."""
     if sender.name == "portal":
         cache.delete(site_settings_cache_key())
+
+
+# --- Request ids and worker heartbeats (portal.observability, portal.queues) ---------------------
+
+
+@receiver(request_finished, dispatch_uid="portal_request_id_clear")
+def request_id_clear(**kwargs) -> None:
+    """The request is over (Django has written its own log line for it): later lines are no request's."""
+    observability.request_id_set(None)
+
+
+task_enqueued.connect(observability.task_request_id_remember, dispatch_uid="portal_task_request_id_remember")
+task_started.connect(observability.task_request_id_adopt, dispatch_uid="portal_task_request_id_adopt")
+task_finished.connect(observability.task_request_id_forget, dispatch_uid="portal_task_request_id_forget")
+
+_last_heartbeat = 0.0
+HEARTBEAT_EVERY_SECONDS = 10.0  # a busy worker writes its heartbeat this often at most
+
+
+@receiver(task_started, dispatch_uid="portal_worker_heartbeat_started")
+@receiver(task_finished, dispatch_uid="portal_worker_heartbeat_finished")
+def worker_heartbeat_on_task(**kwargs) -> None:
+    """Any task a worker starts or finishes shows it is alive."""
+    global _last_heartbeat
+    now = time.monotonic()
+    if now - _last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
+        _last_heartbeat = now
+        try:
+            worker_heartbeat_record()
+        except Exception:  # noqa: BLE001 - a cache that fails must not fail the task; /healthz says stale
+            logger.warning("tasks: the worker heartbeat could not be written to the cache", exc_info=True)

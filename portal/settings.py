@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Templates, static files and translations live inside the package, so a wheel carries them.
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.RefuseNulMiddleware",
     "portal.middleware.SessionCookieCheckMiddleware",
@@ -491,14 +493,57 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 # Logging
 # ---------------------------------------------------------------------------------------------
 
+# Plain lines for a terminal (`make run`); LOG_FORMAT=json writes one JSON object a line for a log
+# collector (python-json-logger). Every line carries the request id (portal.observability).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact_link_tokens": {"()": "portal.logfilters.RedactLinkTokens"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+            # Django's request loggers attach the request object, whose text shows the whole path
+            # (link tokens included, which the redacting filter removes from the message only).
+            "reserved_attrs": [*RESERVED_ATTRS, "request", "server_time"],
+        },
+    },
+    "filters": {
+        "redact_link_tokens": {"()": "portal.logfilters.RedactLinkTokens"},
+        "request_id": {"()": "portal.observability.RequestIdFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_link_tokens"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "redact_link_tokens"],
+        }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
+
+# ---------------------------------------------------------------------------------------------
+# Watching the portal: error reports, health, metrics (docs/operations.md)
+# ---------------------------------------------------------------------------------------------
+
+# Error reports to Sentry (or a Sentry-compatible service) when set; nothing is sent without it.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", "production")
+SENTRY_RELEASE = os.environ.get("SENTRY_RELEASE", "")
+SENTRY_TRACES_SAMPLE_RATE = float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0"))
+# /healthz asks the task worker for a heartbeat when the last is this old, and calls it stale past
+# WORKER_STALE_SECONDS (portal.queues).
+WORKER_HEARTBEAT_SECONDS = int(os.environ.get("WORKER_HEARTBEAT_SECONDS", "60"))
+WORKER_STALE_SECONDS = int(os.environ.get("WORKER_STALE_SECONDS", "300"))
+# Prometheus metrics at /metrics (portal.metrics); with a token only `Authorization: Bearer <token>` reads them.
+PROMETHEUS_METRICS = env_bool("PROMETHEUS_METRICS", False)
+PROMETHEUS_METRICS_TOKEN = os.environ.get("PROMETHEUS_METRICS_TOKEN", "")
+if PROMETHEUS_METRICS:
+    MIDDLEWARE.insert(1, "portal.metrics.MetricsMiddleware")
+    SECURE_REDIRECT_EXEMPT.append(r"^metrics$")  # scraped over plain HTTP on the private network

@@ -3,6 +3,8 @@ import copy
 import pytest
 from django.core.checks import Tags, run_checks
 
+from portal.queues import worker_heartbeat_record
+
 
 @pytest.fixture
 def templates_not_installed(settings, tmp_path):
@@ -13,9 +15,19 @@ def templates_not_installed(settings, tmp_path):
 
 
 def test_healthz_reports_database_and_templates_ok(client, db):
+    worker_heartbeat_record()
+
     response = client.get("/healthz")
+
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "templates": "ok"}
+    body = response.json()
+    assert {key: body[key] for key in ("status", "database", "templates", "cache", "worker")} == {
+        "status": "ok",
+        "database": "ok",
+        "templates": "ok",
+        "cache": "ok",
+        "worker": "ok",
+    }
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
@@ -23,7 +35,8 @@ def test_healthz_answers_503_when_the_page_templates_are_missing(client, db, tem
     response = client.get("/healthz")
 
     assert response.status_code == 503
-    assert response.json() == {"status": "error", "database": "ok", "templates": "missing"}
+    body = response.json()
+    assert (body["status"], body["database"], body["templates"]) == ("error", "ok", "missing")
 
 
 def test_the_system_check_names_each_page_template_it_cannot_load(templates_not_installed):

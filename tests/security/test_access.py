@@ -22,7 +22,7 @@ REFUSED = {400, 403, 404, 405}
 # (pattern, method) that answer an anonymous visitor with something other than sign-in or a refusal.
 # A new entry here is a decision: the sweep fails until a new public page is added with its reason.
 PUBLIC = {
-    ("healthz", "get"): "load balancers' liveness check; says only ok or unavailable",
+    ("healthz", "get"): "load balancers' health check; says ok, degraded or unavailable per part, and queue figures",
     ("favicon.ico", "get"): "redirect to the static icon",
     ("favicon.ico", "post"): "redirect to the static icon",
     ("hub/new-link/", "get"): "ask for a fresh hub link: answers the same for every address",
