@@ -27,6 +27,7 @@ LONG_RUNNING = ["portal-web.service", "portal-worker.service"]
 ENTRYPOINT_COMMANDS = {
     "web": "portal-web",
     "worker": "portal-worker",
+    "sweep": "portal-sweep",
     "release": "portal-release",
     "collectstatic": "portal-collectstatic",
     "healthcheck": "portal-healthcheck",
