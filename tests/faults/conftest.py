@@ -303,3 +303,20 @@ def wait_until(description: str, ready, timeout: float, stack: Stack | None = No
             pass
         time.sleep(interval)
     raise AssertionError(f"{description}: not after {timeout} s" + (f"\n{stack.logs()}" if stack else ""))
+
+
+# How long a run may go without progress before it counts as stuck: generous, as a busy machine (CI
+# shared by other jobs) takes seconds to start a worker.
+STALL_SECONDS = 120
+
+
+def wait_progress(stack: Stack, description: str, count, target: float, stall: float = STALL_SECONDS) -> None:
+    """Wait until count() reaches target; fail only if it stops moving for `stall` seconds."""
+    last, moved = count(), time.monotonic()
+    while last < target:
+        time.sleep(0.5)
+        now = count()
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall:
+            raise AssertionError(f"{description}: stuck at {last} for {stall} s\n{stack.logs()}")

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.faults.conftest import CUSTOMER_EMAIL, PASSWORD, wait_until
+from tests.faults.conftest import CUSTOMER_EMAIL, PASSWORD, wait_progress, wait_until
 
 SIGN_IN_SECONDS = 1.0
 
@@ -31,7 +31,7 @@ def sign_in(node: str) -> tuple[requests.Response, float]:
     return answer, time.monotonic() - started
 
 
-def sweep_until_all_sent(stack, expected: int, timeout: float = 120) -> None:
+def sweep_until_all_sent(stack, expected: int, timeout: float = 300) -> None:
     """Run the sweep (the timer's job) until every email is sent, as an operator would never need to."""
 
     def all_sent() -> bool:
@@ -40,7 +40,7 @@ def sweep_until_all_sent(stack, expected: int, timeout: float = 120) -> None:
         stack.manage("sweep", "--older-than=0", "--stuck-after=0")
         return False
 
-    wait_until("every email sent", all_sent, timeout, stack, interval=3)
+    wait_until("every email sent", all_sent, timeout, stack, interval=3)  # the sweep's own runs are progress
 
 
 def assert_sent_once(stack, expected: int) -> None:
@@ -55,7 +55,7 @@ def test_a_database_restart_is_waited_out_by_the_worker_and_the_web(make_stack, 
     stack.start_web()
     worker = stack.start_worker("worker")
     stack.seed("emails", "20")
-    wait_until("the first emails sent", lambda: stack.emails_by_status().get("sent", 0) >= 3, 120, stack)
+    wait_progress(stack, "the first emails sent", lambda: stack.emails_by_status().get("sent", 0), 3)
 
     stack.postgres.stop("fast")  # every connection dropped, as in a restart or failover
     down = requests.get(f"{stack.web_url}/healthz", timeout=10)
@@ -78,7 +78,7 @@ def test_a_redis_restart_is_waited_out_by_the_rq_worker_and_sign_in_goes_on(make
     stack.start_web()
     worker = stack.start_worker("worker")
     stack.seed("emails", "20")
-    wait_until("the first emails sent", lambda: stack.emails_by_status().get("sent", 0) >= 3, 120, stack)
+    wait_progress(stack, "the first emails sent", lambda: stack.emails_by_status().get("sent", 0), 3)
 
     stack.redis.kill()
     answer, _ = sign_in(stack.web_url)  # the cache answers as empty; sessions are in the database
@@ -95,20 +95,28 @@ def test_a_redis_restart_is_waited_out_by_the_rq_worker_and_sign_in_goes_on(make
 
 
 def test_with_redis_frozen_sign_in_answers_within_a_second(make_stack):
+    """Within a second of what it takes with Redis answering: the machine's own speed is not Redis's doing
+    (on a loaded test machine a sign-in alone can take seconds)."""
     stack = make_stack("rq")
     stack.start_web()
-    answer, before = sign_in(stack.web_url)
-    assert answer.status_code == 302
+    answering = []
+    for _ in range(3):
+        answer, seconds = sign_in(stack.web_url)
+        assert answer.status_code == 302
+        answering.append(seconds)
 
     stack.redis.freeze()  # SIGSTOP: connections open, nothing answers
     try:
-        timings = []
+        frozen = []
         for _ in range(3):
             answer, seconds = sign_in(stack.web_url)
             assert answer.status_code == 302, answer.text[:500]
-            timings.append(seconds)
+            frozen.append(seconds)
     finally:
         stack.redis.thaw()
-    frozen = ", ".join(f"{t:.2f}" for t in timings)
-    print(f"sign-in (page and POST) with Redis answering: {before:.2f} s; frozen: {frozen} s")
-    assert max(timings) < 2 * SIGN_IN_SECONDS  # two requests, each within a second
+    report = (
+        f"sign-in (login page and POST) with Redis answering: {', '.join(f'{t:.2f}' for t in answering)} s;"
+        f" frozen: {', '.join(f'{t:.2f}' for t in frozen)} s"
+    )
+    print(report)
+    assert max(frozen) - min(answering[1:]) < SIGN_IN_SECONDS, report

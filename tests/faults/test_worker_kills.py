@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 
-from tests.faults.conftest import wait_until
+from tests.faults.conftest import STALL_SECONDS, wait_progress, wait_until
 
 EMAILS = int(os.environ.get("FAULT_EMAILS", "1000"))
 KILL_EVERY = float(os.environ.get("FAULT_KILL_EVERY", "1.0"))
@@ -42,13 +42,13 @@ def test_workers_killed_with_sigkill_while_emails_go_out_lose_none_and_send_none
         return stack.emails_by_status().get("sent", 0)
 
     def chaos():
-        # After each kill, wait until the workers have sent something again (so the test makes progress
-        # however slow the machine is), then kill at a random moment within KILL_EVERY seconds: most
-        # kills land mid-task, as the workers are busy.
+        # After each kill, wait until the workers have sent a few more (so the run makes progress however
+        # slow the machine is), then kill at a random moment within KILL_EVERY seconds: most kills land
+        # mid-task, as the workers are busy.
         nonlocal kills
         while not stop.is_set():
-            last = sent()
-            while sent() == last and not stop.wait(0.05):
+            target = sent() + rng.randint(1, 10)
+            while sent() < target and not stop.wait(0.05):
                 pass
             if stop.wait(KILL_EVERY * rng.random()):
                 return
@@ -61,7 +61,7 @@ def test_workers_killed_with_sigkill_while_emails_go_out_lose_none_and_send_none
     killer.start()
     try:
         # Kill while at least nine in ten go out; the rest are sent by workers left alone.
-        wait_until("nine in ten emails sent under SIGKILLs", lambda: sent() >= EMAILS * 0.9, 120 + EMAILS, stack)
+        wait_progress(stack, "nine in ten emails sent under SIGKILLs", sent, EMAILS * 0.9)
     finally:
         stop.set()
         killer.join()
@@ -71,7 +71,7 @@ def test_workers_killed_with_sigkill_while_emails_go_out_lose_none_and_send_none
         stack.manage("sweep", "--older-than=0")  # what the timer does every five minutes
         sweeps += 1
         assert sweeps < 30, f"{stack.emails_by_status()}\n{stack.logs()}"
-        wait_until("the queue drained", lambda: _queue_empty(stack), 120, stack)
+        wait_until("the queue drained", lambda: _queue_empty(stack), STALL_SECONDS, stack)
     finished = time.monotonic()
 
     statuses = stack.emails_by_status()
