@@ -49,8 +49,7 @@ def worker_run_supervised(
             if time.monotonic() - started > LONGEST_WAIT_SECONDS:
                 wait = FIRST_WAIT_SECONDS  # it had been working: a new outage starts with a short wait
             logger.warning("worker %s: %s (%s); starting again in %.0f s", worker_id, type(error).__name__, error, wait)
-            for connection in connections.all(initialized_only=True):
-                connection.close_if_unusable_or_obsolete()
+            connections.close_all()  # a connection that met the outage is broken; the next run opens a new one
             sleep(wait)
             wait = min(wait * 2, LONGEST_WAIT_SECONDS)
 
