@@ -9,6 +9,7 @@ Each kind has templates under `templates/emails/<kind>/` (`subject.txt`, `body.t
 sharing `emails/base.txt` and `emails/base.html` (business name and logo).
 """
 
+import hashlib
 import logging
 import re
 import zoneinfo
@@ -153,10 +154,20 @@ def email_message(*, email: OutboundEmail) -> EmailMultiAlternatives:
         from_email=email_from_address(),
         to=[customer.user.email],
         reply_to=[site.business_email] if site.business_email else None,
-        headers=rendered.headers,
+        headers={**rendered.headers, "Message-ID": email_message_id(email=email)},
     )
     message.attach_alternative(rendered.html, "text/html")
     return message
+
+
+def email_message_id(*, email: OutboundEmail) -> str:
+    """One Message-ID per outbox row, the same on every attempt: delivery is at least once (a worker
+    killed between the mail server's answer and the sent mark sends again), and a repeat then carries
+    the same Message-ID, which mail systems (Gmail, Outlook, list servers) use to show a message once."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or settings.DEFAULT_FROM_EMAIL
+    domain = address.rpartition("@")[2] or "localhost"
+    digest = hashlib.sha256(email.key.encode()).hexdigest()[:16]
+    return f"<portal.{email.pk}.{digest}@{domain}>"
 
 
 def email_render(*, customer: Customer, kind: str, context: dict | None = None) -> RenderedEmail:

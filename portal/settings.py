@@ -219,11 +219,32 @@ SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600
 # Background tasks
 # ---------------------------------------------------------------------------------------------
 
-TASKS = {
-    "default": {
-        "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+# The embedded default is django-tasks-db (tasks are rows in the database, `manage.py db_worker`). In
+# production, RQ on Redis (`TASKS_BACKEND=rq`, `manage.py rqworker`; portal/rq.py adapts django-tasks-rq to
+# Django's own tasks API). The queue's Redis should keep its data (AOF, `maxmemory-policy noeviction`),
+# unlike a cache's, so it has a URL of its own; by default it is the cache's.
+TASKS_BACKEND_ALIASES = {"db": "django_tasks_db.DatabaseBackend", "rq": "portal.rq.RQBackend"}
+TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "db")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND_ALIASES.get(TASKS_BACKEND, TASKS_BACKEND)}}
+TASKS_ON_RQ = TASKS["default"]["BACKEND"] == TASKS_BACKEND_ALIASES["rq"]
+TASKS_REDIS_URL = os.environ.get("TASKS_REDIS_URL", "") or REDIS_URL
+if TASKS_ON_RQ:
+    if not TASKS_REDIS_URL:
+        raise ImproperlyConfigured("TASKS_BACKEND=rq needs TASKS_REDIS_URL (or REDIS_URL)")
+    INSTALLED_APPS.append("django_rq")
+    # Bounded waits here too: a request that enqueues while Redis is frozen gives up within the timeout
+    # (the email stays in the outbox for the sweep) instead of holding its gunicorn worker.
+    TASKS_REDIS_SOCKET_TIMEOUT = float(os.environ.get("TASKS_REDIS_SOCKET_TIMEOUT", "2"))
+    _timeouts = f"socket_timeout={TASKS_REDIS_SOCKET_TIMEOUT}&socket_connect_timeout={TASKS_REDIS_SOCKET_TIMEOUT}"
+    RQ_QUEUES = {
+        # A worker raises the socket timeout above its blocking dequeue's by itself (rq's _set_connection).
+        "default": {
+            "URL": TASKS_REDIS_URL + ("&" if "?" in TASKS_REDIS_URL else "?") + _timeouts,
+            "DEFAULT_TIMEOUT": 300,
+        }
     }
-}
+    # Without django-tasks-rq's job class a worker fails every task ("'Task' object is not callable").
+    RQ = {"JOB_CLASS": "django_tasks_rq.backend.Job"}
 
 # ---------------------------------------------------------------------------------------------
 # Accounts (django-allauth)

@@ -27,6 +27,7 @@ LONG_RUNNING = ["portal-web.service", "portal-worker.service"]
 ENTRYPOINT_COMMANDS = {
     "web": "portal-web",
     "worker": "portal-worker",
+    "sweep": "portal-sweep",
     "release": "portal-release",
     "collectstatic": "portal-collectstatic",
     "healthcheck": "portal-healthcheck",
@@ -151,3 +152,16 @@ def test_systemds_verifier_accepts_the_unit(path, tmp_path):
         timeout=60,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_compose_queues_tasks_on_rq_in_a_redis_that_keeps_them_and_sweeps_every_five_minutes():
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    for name in ("web", "worker", "sweep"):
+        environment = services[name]["environment"]
+        assert environment["TASKS_BACKEND"] == "rq"
+        assert environment["TASKS_REDIS_URL"].startswith("redis://queue:")
+    queue = services["queue"]["command"]
+    assert queue[queue.index("--appendonly") + 1] == "yes"
+    assert queue[queue.index("--maxmemory-policy") + 1] == "noeviction"
+    assert services["sweep"]["command"] == ["sweep", "--every", "300"]
+    assert "sweep)" in (DEPLOY / "entrypoint.sh").read_text()

@@ -11,3 +11,10 @@ class SlowLocmemBackend(EmailBackend):
     def send_messages(self, messages):
         time.sleep(0.5)
         return super().send_messages(messages)
+
+
+class FailingBackend(EmailBackend):
+    """A mail server that refuses every message."""
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("the mail server refused the connection")

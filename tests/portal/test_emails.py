@@ -446,3 +446,18 @@ def test_a_refund_email_says_what_happened_to_the_money(tokyo_customer, facts, s
 
     for body in (rendered.text, rendered.html):
         assert says in body and never not in body
+
+
+@pytest.mark.django_db
+def test_an_email_sent_again_carries_the_message_id_of_its_first_sending():
+    from portal.emails import email_message
+
+    first_customer, second_customer = CustomerFactory(), CustomerFactory()
+    for customer in (first_customer, second_customer):
+        email_queue(customer=customer, kind="welcome", key=f"welcome:{customer.pk}")
+    first, second = (OutboundEmail.objects.get(customer=c) for c in (first_customer, second_customer))
+
+    message_id = email_message(email=first).extra_headers["Message-ID"]
+    assert email_message(email=first).extra_headers["Message-ID"] == message_id
+    assert email_message(email=second).extra_headers["Message-ID"] != message_id
+    assert re.fullmatch(r"<portal\.\d+\.[0-9a-f]{16}@[^>@\s]+>", message_id)

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 
 from billing.webhooks import webhook_events_retry
 from console.emails import outbox_requeue
-from portal.housekeeping import stuck_tasks_release
+from portal.housekeeping import abandoned_jobs_requeue, stuck_tasks_release
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--stuck-after", type=int, default=15, help="minutes a task may run (15)")
 
     def handle(self, *args, older_than, stuck_after, **options):
-        tasks = stuck_tasks_release(stuck_after=timedelta(minutes=stuck_after))
+        tasks = stuck_tasks_release(stuck_after=timedelta(minutes=stuck_after)) + abandoned_jobs_requeue()
         emails = outbox_requeue(older_than=timedelta(minutes=older_than))
         events = webhook_events_retry(older_than=timedelta(minutes=older_than))
         self.stdout.write(
