@@ -28,8 +28,8 @@ def emails(count: int) -> None:
     from django.db import transaction
 
     from accounts.models import Customer
-    from portal.emails import email_queue
     from portal.models import EmailKind, OutboundEmail
+    from portal.outbox import email_queue
 
     first = OutboundEmail.objects.count()
     target = Customer.objects.order_by("pk").first()

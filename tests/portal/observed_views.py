@@ -5,6 +5,7 @@ import logging
 from django.http import HttpResponse
 from django.tasks import task
 from django.urls import path
+
 from console.urls import urlpatterns as portal_urlpatterns
 
 logger = logging.getLogger("tests.observed")

@@ -450,7 +450,7 @@ def test_a_refund_email_says_what_happened_to_the_money(tokyo_customer, facts, s
 
 @pytest.mark.django_db
 def test_an_email_sent_again_carries_the_message_id_of_its_first_sending():
-    from portal.emails import email_message
+    from console.emails import email_message
 
     first_customer, second_customer = CustomerFactory(), CustomerFactory()
     for customer in (first_customer, second_customer):

@@ -17,8 +17,8 @@ from django.tasks import TaskResult, TaskResultStatus, signals
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
-from portal.emails import email_queue
 from portal.models import EmailStatus, OutboundEmail
+from portal.outbox import email_queue
 from portal.tasks import email_send
 from tests.factories import CustomerFactory
 from tests.servers import redis_server
