@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_for_request, site_settings_get
 
-from . import selectors
+from . import plans, selectors
+from .forms import PauseForm
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
 from .models import Card, Subscription, WebhookStatus
 from .services import (
@@ -96,6 +97,7 @@ def index(request):
     cards_by_id = {card.stripe_payment_method_id: card for card in cards}
     default_card = next((card for card in cards if card.is_default), None)
     rows = []
+    self_pause = site_settings_for_request(request).self_pause_enabled
     for subscription in subscriptions:
         offer = subscription.offer
         installments_left = None
@@ -106,6 +108,7 @@ def index(request):
                 "subscription": subscription,
                 "card": cards_by_id.get(subscription.default_payment_method_id) or default_card,
                 "installments_left": installments_left,
+                "can_pause": self_pause and plans.subscription_can_self_pause(subscription=subscription),
             }
         )
     has_live = any(subscription.is_live for subscription in subscriptions)
@@ -243,6 +246,65 @@ def subscription_keep(request, pk):
         request,
         lambda: subscription_cancel_undo(subscription=subscription, by=request.user, attempt=_attempt_id(request)),
         _("Your subscription continues. Nothing more to do."),
+    )
+    return redirect("billing:index")
+
+
+@login_required
+@processor_attached_required
+def subscription_pause(request, pk):
+    """Choose how many billing periods to pause for (GET), and pause (POST); only when the creator allows it."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    form = PauseForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            paused = _attempt(
+                request,
+                lambda: plans.subscription_pause_by_customer(
+                    subscription=subscription,
+                    by=request.user,
+                    cycles=form.cleaned_data["cycles"],
+                    attempt=_attempt_id(request),
+                ),
+                lambda paused: (
+                    _("Your subscription is paused. It resumes on %(date)s; you can resume it earlier here.")
+                    % {"date": _local_date(paused.resumes_at)}
+                ),
+            )
+            if paused is not None:
+                return redirect("billing:index")
+        else:
+            messages.error(request, form.errors["cycles"][0])
+    choices = [
+        {"cycles": n, "resumes_at": plans.pause_resumes_at(subscription=subscription, cycles=n)}
+        for n in plans.PAUSE_CYCLES
+    ]
+    return render(
+        request,
+        "billing/subscription_pause.html",
+        {
+            "subscription": subscription,
+            "choices": choices,
+            "can_pause": site_settings_get().self_pause_enabled
+            and plans.subscription_can_self_pause(subscription=subscription),
+            "attempt": _attempt_id(request) or uuid.uuid4().hex,
+        },
+    )
+
+
+@login_required
+@processor_attached_required
+@require_POST
+def subscription_resume(request, pk):
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    _attempt(
+        request,
+        lambda: plans.subscription_resume_by_customer(
+            subscription=subscription, by=request.user, attempt=_attempt_id(request)
+        ),
+        _("Your subscription is active again, and payments continue as before."),
     )
     return redirect("billing:index")
 

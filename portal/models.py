@@ -42,6 +42,14 @@ class SiteSettings(models.Model):
         blank=True,
         default="To cancel your subscription, email us and we will take care of it.",
     )
+    self_pause_enabled = models.BooleanField(
+        _("customers may pause their own subscriptions"),
+        default=False,
+        help_text=_(
+            "For one to three billing cycles, resumed by the customer at any time. No invoices are charged "
+            "while paused; access to the products is kept."
+        ),
+    )
     processor_attached = models.BooleanField(
         _("payment processor attached"),
         default=True,

@@ -158,6 +158,7 @@ class GatewaySubscription:
     default_payment_method_id: str = ""
     latest_invoice_id: str = ""
     cancel_at: datetime | None = None  # the date it is set to end, whether at a period end or not
+    interval_count: int = 1  # billed every `interval_count` intervals (3 × month: quarterly)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,7 @@ def map_subscription(subscription: stripe.Subscription) -> GatewaySubscription:
         default_payment_method_id=_id(subscription.default_payment_method),
         latest_invoice_id=_id(subscription.latest_invoice),
         cancel_at=_ts(subscription.cancel_at),
+        interval_count=recurring.interval_count if recurring else 1,
     )
 
 
