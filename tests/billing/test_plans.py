@@ -83,9 +83,7 @@ def test_a_quarterly_subscription_pauses_by_billing_periods_of_three_months(
 ):
     subscription.interval_count = 3
 
-    assert plans.pause_resumes_at(subscription=subscription, cycles=1) == datetime(
-        2027, 3, 20, 11, 59, tzinfo=UTC
-    )
+    assert plans.pause_resumes_at(subscription=subscription, cycles=1) == datetime(2027, 3, 20, 11, 59, tzinfo=UTC)
 
 
 def test_a_period_ending_on_the_31st_resumes_on_the_last_day_of_a_shorter_month(subscription):
@@ -222,3 +220,29 @@ def test_another_customers_subscription_cannot_be_paused(pausing_allowed, client
     response = client.post(reverse("billing:subscription_pause", args=[subscription.pk]), {"cycles": "1"})
 
     assert response.status_code == 404
+
+
+# The console ------------------------------------------------------------------------------------
+
+
+def test_staff_see_in_the_subscription_list_who_paused_it_and_until_when(
+    pausing_allowed, support_client, subscription, member
+):
+    plans.subscription_pause_by_customer(subscription=subscription, by=member, cycles=1)
+
+    page = support_client.get("/admin/billing/subscription/?paused_by_customer__exact=1").content.decode()
+
+    assert "Paused by the customer, until Jan. 20, 2027" in page
+
+
+def test_the_creator_turns_customer_pauses_on_in_the_site_settings_and_it_is_audited(creator_client, creator):
+    SiteSettings.objects.get_or_create(pk=1)
+    form = creator_client.get("/admin/portal/sitesettings/1/change/").context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value not in (None, False, "") and name != "logo"}
+
+    response = creator_client.post("/admin/portal/sitesettings/1/change/", {**data, "self_pause_enabled": "on"})
+
+    assert response.status_code == 302
+    assert SiteSettings.objects.get(pk=1).self_pause_enabled
+    entry = AuditEntry.objects.get(action="site_settings.updated")
+    assert entry.actor == creator and entry.changes["self_pause_enabled"] == ["False", "True"]
