@@ -188,6 +188,7 @@ def shopper(e2e_customer, fake_gateway):
         remote=fake_gateway.subscription_create(customer_id=stripe_id, amount=1500, price_id=offer.stripe_price_id)
     )
     purchase = purchase_record(customer=e2e_customer, offer=OfferFactory(name="Pottery Basics course"))
+    site_settings_update(data={"self_pause_enabled": True})  # so the billing page offers, and its page shows, a pause
     ListedCustomerFactory(full_name="Grace Hopper")
     return e2e_customer, subscription, purchase.receipts.get()
 
@@ -214,6 +215,7 @@ def test_customer_pages(themed_page, audit, shopper):
         ("settings: sessions", "/accounts/sessions/"),
         ("billing", "/billing/"),
         ("cancel subscription", f"/billing/subscriptions/{subscription.pk}/cancel/"),
+        ("pause subscription", f"/billing/subscriptions/{subscription.pk}/pause/"),
         ("purchases", "/purchases/"),
         ("receipt", f"/purchases/receipts/{receipt.number}/"),
         ("directory", "/directory/"),
