@@ -19,6 +19,7 @@ from django.test import Client
 from accounts.hub import hub_link_token
 from billing.gateways.fake import FakeGateway
 from billing.services import card_set_default, stripe_customer_ensure, subscription_sync
+from portal.models import SiteSettings
 from purchases.services import purchase_record, refund_record
 from tests.factories import CustomerFactory, ListedCustomerFactory, OfferFactory
 
@@ -65,6 +66,7 @@ def test_every_customer_page_is_valid_html(vnu, shopper, tmp_path):
     visitor = Client()
     signed_in = Client()
     signed_in.force_login(customer.user, backend="accounts.backends.PortalAuthenticationBackend")
+    SiteSettings.objects.update_or_create(pk=1, defaults={"self_pause_enabled": True})
     pages = {
         "sign in": visitor.get("/accounts/login/"),
         "sign up": visitor.get("/accounts/signup/"),
@@ -87,6 +89,7 @@ def test_every_customer_page_is_valid_html(vnu, shopper, tmp_path):
         "billing": signed_in.get("/billing/"),
         "new card": signed_in.get("/billing/cards/new/"),
         "cancel subscription": signed_in.get(f"/billing/subscriptions/{subscription.pk}/cancel/"),
+        "pause subscription": signed_in.get(f"/billing/subscriptions/{subscription.pk}/pause/"),
         "purchases": signed_in.get("/purchases/"),
         "receipt": signed_in.get(f"/purchases/receipts/{receipt.number}/"),
         "directory": signed_in.get("/directory/"),
