@@ -246,3 +246,13 @@ def test_the_creator_turns_customer_pauses_on_in_the_site_settings_and_it_is_aud
     assert SiteSettings.objects.get(pk=1).self_pause_enabled
     entry = AuditEntry.objects.get(action="site_settings.updated")
     assert entry.actor == creator and entry.changes["self_pause_enabled"] == ["False", "True"]
+
+
+def test_the_pause_page_speaks_german_to_a_german_customer(pausing_allowed, member_client, member, subscription):
+    member.customer.language = "de"
+    member.customer.save(update_fields=["language"])
+
+    page = member_client.get(reverse("billing:subscription_pause", args=[subscription.pk])).content.decode()
+
+    assert "Die nächsten 2 Zahlungen aussetzen: Abbuchungen ab 20. Februar 2027 wieder" in page
+    assert "Abonnement pausieren" in page
