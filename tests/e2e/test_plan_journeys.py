@@ -15,7 +15,12 @@ from billing.plans import pause_resumes_at
 from portal.models import OutboundEmail
 from portal.services import site_settings_update
 
-from .test_billing_journey import BILLING_URL, account, billing_page, subscription_row  # noqa: F401
+from . import test_billing_journey as billing_journey
+from .test_billing_journey import BILLING_URL, subscription_row
+
+# The billing journey's fixtures: a customer with a card and a monthly membership at localstripe, signed in.
+account = billing_journey.account
+billing_page = billing_journey.billing_page
 
 pytestmark = pytest.mark.e2e
 
