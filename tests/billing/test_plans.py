@@ -3,7 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import User
 from billing import plans, services
@@ -248,10 +250,16 @@ def test_the_creator_turns_customer_pauses_on_in_the_site_settings_and_it_is_aud
     assert entry.actor == creator and entry.changes["self_pause_enabled"] == ["False", "True"]
 
 
-def test_the_pause_page_speaks_german_to_a_german_customer(pausing_allowed, member_client, member, subscription):
+@pytest.fixture
+def german(member):
+    """The member reads German; the language the middleware switched to is switched back after the test."""
     member.customer.language = "de"
     member.customer.save(update_fields=["language"])
+    yield member
+    translation.activate(settings.LANGUAGE_CODE)
 
+
+def test_the_pause_page_speaks_german_to_a_german_customer(pausing_allowed, member_client, german, subscription):
     page = member_client.get(reverse("billing:subscription_pause", args=[subscription.pk])).content.decode()
 
     assert "Die nächsten 2 Zahlungen aussetzen: Abbuchungen ab 20. Februar 2027 wieder" in page
