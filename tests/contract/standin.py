@@ -1704,6 +1704,7 @@ class StripeStandin:
         new one. Another interval: the billing cycle restarts now, so the new price's whole first period is
         charged, less the credit.
         """
+
         def name(param: str) -> str:
             return f"{prefix}[{param}]" if prefix else param
 
