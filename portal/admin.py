@@ -23,7 +23,15 @@ SITE_SETTINGS_FIELDSETS = [
     (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
     (
         _("Billing"),
-        {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions", "self_pause_enabled"]},
+        {
+            "fields": [
+                "processor_attached",
+                "self_cancel_enabled",
+                "self_cancel_instructions",
+                "self_pause_enabled",
+                "plan_changes_enabled",
+            ]
+        },
     ),
     (_("Look"), {"fields": ["brand_colour"]}),
 ]
