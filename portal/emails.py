@@ -62,6 +62,9 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
     EmailKind.SUBSCRIPTION_PAUSED: frozenset({"offer_name", "resumes_at"}),
     EmailKind.SUBSCRIPTION_RESUMED: frozenset({"offer_name"}),
+    EmailKind.PLAN_CHANGED: frozenset(
+        {"offer_name", "previous_offer_name", "amount", "currency", "interval", "next_renewal"}
+    ),
 }
 
 # Paths of the billing app (see the URL map in DESIGN.md); emails may go out before it is installed.
@@ -324,6 +327,16 @@ def _subscription_context(customer: Customer, data: dict) -> dict:
     }
 
 
+def _plan_changed_context(customer: Customer, data: dict) -> dict:
+    return {
+        **_money_context(data),
+        "previous_offer_name": data["previous_offer_name"],
+        "interval": data["interval"],
+        "next_renewal": _datetime(data.get("next_renewal")),
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
 _KIND_CONTEXT = {
     EmailKind.WELCOME: _welcome_context,
     EmailKind.HUB_LINK: _hub_link_context,
@@ -337,6 +350,7 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_CANCELED: _subscription_context,
     EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
+    EmailKind.PLAN_CHANGED: _plan_changed_context,
 }
 
 

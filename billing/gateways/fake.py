@@ -48,6 +48,8 @@ class FakeGateway:
     invoices: dict[str, GatewayInvoice] = {}
     # Recurring prices a change of plan may move to: id → (amount, interval); a test adds its own.
     prices: dict[str, tuple[int, str]] = {}
+    # A test sets this to have the card refuse the next charge a change of plan makes.
+    charge_declines = False
     calls: list[tuple[str, dict[str, Any]]] = []
 
     @classmethod
@@ -55,6 +57,7 @@ class FakeGateway:
         cls.customers, cls.cards, cls.subscriptions, cls.refunds, cls.calls = {}, {}, {}, {}, []
         cls.setup_intents, cls.invoices, cls.prices = {}, {}, {}
         cls.refund_status = "succeeded"
+        cls.charge_declines = False
 
     def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
@@ -269,10 +272,19 @@ class FakeGateway:
             idempotency_key=idempotency_key,
         )
         subscription = self.subscription_retrieve(subscription_id=subscription_id)
-        self._price_change_lines(subscription, price_id, proration_date)
+        lines = self._price_change_lines(subscription, price_id, proration_date)
+        if self.charge_declines and sum(line.amount for line in lines) > 0:
+            raise CardDeclined(DECLINE_MESSAGE, code="card_declined")
         amount, interval = self.prices[price_id]
+        period_end = subscription.current_period_end
+        if interval != subscription.interval:  # Stripe restarts the billing cycle on another interval
+            period_end = proration_date + (timedelta(days=365) if interval == "year" else timedelta(days=30))
         return self.subscription_update(
-            subscription_id=subscription_id, price_id=price_id, amount=amount, interval=interval
+            subscription_id=subscription_id,
+            price_id=price_id,
+            amount=amount,
+            interval=interval,
+            current_period_end=period_end,
         )
 
     def invoice_create(
