@@ -15,4 +15,5 @@ urlpatterns = [
     path("subscriptions/<int:pk>/keep/", views.subscription_keep, name="subscription_keep"),
     path("subscriptions/<int:pk>/pause/", views.subscription_pause, name="subscription_pause"),
     path("subscriptions/<int:pk>/resume/", views.subscription_resume, name="subscription_resume"),
+    path("subscriptions/<int:pk>/plan/", views.subscription_plan_change, name="subscription_plan"),
 ]

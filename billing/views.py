@@ -19,7 +19,7 @@ from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_for_request, site_settings_get
 
 from . import plans, selectors
-from .forms import PauseForm
+from .forms import PauseForm, PlanChangeForm
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
 from .models import Card, Subscription, WebhookStatus
 from .services import (
@@ -98,6 +98,7 @@ def index(request):
     default_card = next((card for card in cards if card.is_default), None)
     rows = []
     self_pause = site_settings_for_request(request).self_pause_enabled
+    switchable = plans.switchable_offers() if site_settings_for_request(request).plan_changes_enabled else []
     for subscription in subscriptions:
         offer = subscription.offer
         installments_left = None
@@ -109,6 +110,9 @@ def index(request):
                 "card": cards_by_id.get(subscription.default_payment_method_id) or default_card,
                 "installments_left": installments_left,
                 "can_pause": self_pause and plans.subscription_can_self_pause(subscription=subscription),
+                "can_change_plan": bool(
+                    switchable and plans.subscription_plan_switches(subscription=subscription, offers=switchable)
+                ),
             }
         )
     has_live = any(subscription.is_live for subscription in subscriptions)
@@ -307,6 +311,56 @@ def subscription_resume(request, pk):
         _("Your subscription is active again, and payments continue as before."),
     )
     return redirect("billing:index")
+
+
+@login_required
+@processor_attached_required
+def subscription_plan_change(request, pk):
+    """The plans this subscription may switch to (GET), one's preview (GET ?offer=), and the change (POST)."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    allowed = site_settings_get().plan_changes_enabled
+    switches = plans.subscription_plan_switches(subscription=subscription) if allowed else []
+    if request.method == "POST":
+        form = PlanChangeForm(request.POST, offers=switches)
+        if not form.is_valid():
+            messages.error(request, next(iter(form.errors.values()))[0])
+            return redirect("billing:subscription_plan", pk=subscription.pk)
+        offer = form.cleaned_data["offer"]
+        changed = _attempt(
+            request,
+            lambda: plans.subscription_plan_change(
+                subscription=subscription,
+                offer=offer,
+                token=form.cleaned_data["token"],
+                by=request.user,
+                attempt=_attempt_id(request),
+            ),
+            _("Your plan is now %(offer)s.") % {"offer": offer.name},
+        )
+        if changed is not None:
+            return redirect("billing:index")
+        return redirect("billing:subscription_plan", pk=subscription.pk)
+    preview = None
+    chosen = next((offer for offer in switches if str(offer.pk) == request.GET.get("offer")), None)
+    if chosen is not None:
+        try:
+            preview = plans.subscription_plan_change_preview(subscription=subscription, offer=chosen)
+        except BillingError as failure:
+            messages.error(request, failure.message)
+        except PaymentError as failure:
+            messages.error(request, failure.user_message)
+    return render(
+        request,
+        "billing/subscription_plan.html",
+        {
+            "subscription": subscription,
+            "switches": switches,
+            "allowed": allowed,
+            "preview": preview,
+            "attempt": uuid.uuid4().hex,
+        },
+    )
 
 
 @login_required

@@ -195,3 +195,60 @@ def test_no_change_nor_preview_when_the_creator_does_not_allow_it(subscription, 
         plans.subscription_plan_change_preview(subscription=subscription, offer=yearly)
     assert refused.value.message == plans.PLAN_CHANGES_OFF
     assert gateway.calls == [c for c in gateway.calls if c[0] != "subscription_price_change_preview"]
+
+
+# The pages ---------------------------------------------------------------------------------------------
+
+
+def test_the_billing_page_links_a_change_of_plan_only_when_the_creator_allows_it(member_client, subscription, yearly):
+    url = reverse("billing:subscription_plan", args=[subscription.pk])
+    assert url not in member_client.get(reverse("billing:index")).content.decode()
+
+    SiteSettings.objects.update_or_create(pk=1, defaults={"plan_changes_enabled": True})
+
+    assert url in member_client.get(reverse("billing:index")).content.decode()
+
+
+def test_the_customer_previews_then_confirms_a_switch_to_yearly(
+    plan_changes_allowed, member_client, subscription, yearly, gateway
+):
+    url = reverse("billing:subscription_plan", args=[subscription.pk])
+    listing = member_client.get(url).content.decode()
+    assert "Membership yearly" in listing and "£150.00 / year" in listing
+
+    page = member_client.get(url, {"offer": yearly.pk})
+    assert page.context["preview"].amount_due == 14250
+    assert "£142.50" in page.content.decode()
+
+    response = member_client.post(
+        url, {"offer": yearly.pk, "token": page.context["preview"].token, "attempt": "b" * 32}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == reverse("billing:index")
+    assert "Your plan is now Membership yearly." in response.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.offer == yearly and subscription.interval == "year"
+
+
+def test_a_declined_card_shows_the_reason_and_keeps_the_plan(
+    plan_changes_allowed, member_client, subscription, yearly, gateway
+):
+    type(gateway).charge_declines = True
+    url = reverse("billing:subscription_plan", args=[subscription.pk])
+    token = member_client.get(url, {"offer": yearly.pk}).context["preview"].token
+
+    response = member_client.post(url, {"offer": yearly.pk, "token": token}, follow=True)
+
+    assert response.redirect_chain[-1][0] == url
+    assert "Your card was declined." in response.content.decode()
+    subscription.refresh_from_db()
+    assert subscription.offer.stripe_price_id == "price_member"
+
+
+def test_another_customers_subscription_is_not_found(plan_changes_allowed, client, subscription, yearly):
+    from tests.factories import CustomerFactory
+
+    stranger = CustomerFactory()
+    client.force_login(stranger.user, backend="accounts.backends.PortalAuthenticationBackend")
+
+    assert client.get(reverse("billing:subscription_plan", args=[subscription.pk])).status_code == 404
