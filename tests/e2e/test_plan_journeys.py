@@ -1,9 +1,11 @@
-"""A customer pauses their own subscription for two billing periods, then resumes it early.
+"""A customer pauses their own subscription for two billing periods, then resumes it early; another
+switches from monthly to yearly after seeing the preview.
 
 Against localstripe, as the billing journey: the real SDK on the server, the page in Chromium.
 """
 
 import re
+import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +16,8 @@ from billing.models import Subscription
 from billing.plans import pause_resumes_at
 from portal.models import OutboundEmail
 from portal.services import site_settings_update
+from purchases.models import Offer
+from tests.factories import OfferFactory
 
 from . import test_billing_journey as billing_journey
 from .test_billing_journey import BILLING_URL, subscription_row
@@ -79,3 +83,52 @@ def test_without_the_creators_leave_no_pause_is_offered(billing_page, account):
     page.goto(f"/billing/subscriptions/{account.subscription.pk}/pause/")
     expect(page.locator("main")).to_contain_text("This subscription cannot be paused online. Please contact us.")
     expect(page.get_by_role("button", name="Pause subscription")).to_have_count(0)
+
+
+def test_a_customer_switches_from_monthly_to_yearly_after_seeing_what_it_costs_now(billing_page, account):
+    page = billing_page
+    subscription = account.subscription
+    site_settings_update(data={"plan_changes_enabled": True})
+    yearly_price = account.gateway.client.v1.plans.create(
+        params={
+            "id": f"membership-yearly-{uuid.uuid4().hex[:12]}",
+            "amount": 15000,
+            "currency": "gbp",
+            "interval": "year",
+            "product": {"name": "Membership yearly"},
+        }
+    )
+    Offer.objects.filter(pk=subscription.offer_id).update(switch_group="membership")
+    OfferFactory(
+        name="Membership yearly",
+        kind="subscription",
+        interval="year",
+        price_amount=15000,
+        stripe_price_id=yearly_price.id,
+        switch_group="membership",
+    )
+    page.goto("/billing/")
+
+    subscription_row(page, subscription).get_by_role("link", name="Change plan").click()
+
+    expect(page).to_have_url(re.compile(rf"/billing/subscriptions/{subscription.pk}/plan/$"))
+    switches = page.locator("[data-plan-switches]")
+    expect(switches).to_contain_text("Membership yearly — £150.00 / year")
+    switches.get_by_role("link", name="Membership yearly").click()
+
+    preview = page.locator("[data-plan-preview]")
+    expect(preview).to_contain_text("Charged now")
+    expect(preview.locator("[data-amount-due]")).to_have_text(re.compile(r"^£\d+\.\d\d$"))
+    expect(preview).to_contain_text("Next renewal")
+    page.get_by_role("button", name="Confirm change").click()
+
+    expect(page).to_have_url(BILLING_URL)
+    expect(page.locator(".message--success")).to_have_text("Your plan is now Membership yearly.")
+    row = subscription_row(page, subscription)
+    expect(row).to_contain_text("Membership yearly")
+    expect(row).to_contain_text("£150.00")
+    remote = account.gateway.subscription_retrieve(subscription_id=subscription.stripe_subscription_id)
+    assert remote.price_id == yearly_price.id and remote.interval == "year"
+    mirrored = Subscription.objects.get(pk=subscription.pk)
+    assert (mirrored.offer.name, mirrored.amount, mirrored.interval) == ("Membership yearly", 15000, "year")
+    assert OutboundEmail.objects.filter(customer=account.customer, kind="plan_changed").count() == 1
