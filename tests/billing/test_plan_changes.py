@@ -3,13 +3,16 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import User
 from billing import plans, services
 from billing.gateways.base import CardDeclined
 from billing.models import Subscription
+from portal.emails import email_render
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
 from tests.factories import OfferFactory
 
@@ -252,3 +255,30 @@ def test_another_customers_subscription_is_not_found(plan_changes_allowed, clien
     client.force_login(stranger.user, backend="accounts.backends.PortalAuthenticationBackend")
 
     assert client.get(reverse("billing:subscription_plan", args=[subscription.pk])).status_code == 404
+
+
+@pytest.fixture
+def german(member):
+    """The member reads German; the language the middleware switched to is switched back after the test."""
+    member.customer.language = "de"
+    member.customer.save(update_fields=["language"])
+    yield member
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+def test_the_plan_pages_and_email_speak_german_to_a_german_customer(
+    plan_changes_allowed, member_client, german, subscription, yearly
+):
+    url = reverse("billing:subscription_plan", args=[subscription.pk])
+    assert "Tarif wechseln: " in member_client.get(url).content.decode()
+    page = member_client.get(url, {"offer": yearly.pk})
+    assert "Jetzt abgebucht" in page.content.decode() and "Wechsel bestätigen" in page.content.decode()
+
+    response = member_client.post(url, {"offer": yearly.pk, "token": page.context["preview"].token}, follow=True)
+
+    assert "Ihr Tarif ist jetzt Membership yearly." in response.content.decode()
+    rendered = email_render(
+        customer=german.customer, kind="plan_changed", context=OutboundEmail.objects.get(kind="plan_changed").context
+    )
+    assert rendered.subject == "Ihr Tarif ist jetzt Membership yearly"
+    assert "Ab jetzt zahlen Sie " in rendered.text and " pro Jahr." in rendered.text
