@@ -87,6 +87,7 @@ class Subscription(models.Model):
     amount = models.PositiveIntegerField(_("amount (minor units)"), default=0)
     currency = models.CharField(_("currency"), max_length=3, default="gbp")
     interval = models.CharField(_("interval"), max_length=8, blank=True)
+    interval_count = models.PositiveSmallIntegerField(_("intervals per billing cycle"), default=1)
     current_period_end = models.DateTimeField(_("current period ends"), null=True, blank=True)
     cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
     # The date it is set to end on, when Stripe holds one (it does for period-end cancellations too).
@@ -103,6 +104,8 @@ class Subscription(models.Model):
     canceled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     paused = models.BooleanField(_("paused"), default=False)
     resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)
+    # The customer paused it themselves, so they may resume it; a pause by staff or in Stripe is not theirs.
+    paused_by_customer = models.BooleanField(_("paused by the customer"), default=False)
     # The subscription's own default card, when it has one; otherwise the customer's default pays.
     default_payment_method_id = models.CharField(_("own default card"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

@@ -13,4 +13,7 @@ urlpatterns = [
     path("cards/hosted/", views.hosted_update, name="hosted_update"),
     path("subscriptions/<int:pk>/cancel/", views.subscription_cancel_confirm, name="subscription_cancel"),
     path("subscriptions/<int:pk>/keep/", views.subscription_keep, name="subscription_keep"),
+    path("subscriptions/<int:pk>/pause/", views.subscription_pause, name="subscription_pause"),
+    path("subscriptions/<int:pk>/resume/", views.subscription_resume, name="subscription_resume"),
+    path("subscriptions/<int:pk>/plan/", views.subscription_plan_change, name="subscription_plan"),
 ]

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_for_request, site_settings_get
 
-from . import selectors
+from . import plans, selectors
+from .forms import PauseForm, PlanChangeForm
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
 from .models import Card, Subscription
 from .services import (
@@ -96,6 +97,8 @@ def index(request):
     cards_by_id = {card.stripe_payment_method_id: card for card in cards}
     default_card = next((card for card in cards if card.is_default), None)
     rows = []
+    self_pause = site_settings_for_request(request).self_pause_enabled
+    switchable = plans.switchable_offers() if site_settings_for_request(request).plan_changes_enabled else []
     for subscription in subscriptions:
         offer = subscription.offer
         installments_left = None
@@ -106,6 +109,10 @@ def index(request):
                 "subscription": subscription,
                 "card": cards_by_id.get(subscription.default_payment_method_id) or default_card,
                 "installments_left": installments_left,
+                "can_pause": self_pause and plans.subscription_can_self_pause(subscription=subscription),
+                "can_change_plan": bool(
+                    switchable and plans.subscription_plan_switches(subscription=subscription, offers=switchable)
+                ),
             }
         )
     has_live = any(subscription.is_live for subscription in subscriptions)
@@ -245,6 +252,115 @@ def subscription_keep(request, pk):
         _("Your subscription continues. Nothing more to do."),
     )
     return redirect("billing:index")
+
+
+@login_required
+@processor_attached_required
+def subscription_pause(request, pk):
+    """Choose how many billing periods to pause for (GET), and pause (POST); only when the creator allows it."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    form = PauseForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            paused = _attempt(
+                request,
+                lambda: plans.subscription_pause_by_customer(
+                    subscription=subscription,
+                    by=request.user,
+                    cycles=form.cleaned_data["cycles"],
+                    attempt=_attempt_id(request),
+                ),
+                lambda paused: (
+                    _("Your subscription is paused. It resumes on %(date)s; you can resume it earlier here.")
+                    % {"date": _local_date(paused.resumes_at)}
+                ),
+            )
+            if paused is not None:
+                return redirect("billing:index")
+        else:
+            messages.error(request, form.errors["cycles"][0])
+    choices = [
+        {"cycles": n, "resumes_at": plans.pause_resumes_at(subscription=subscription, cycles=n)}
+        for n in plans.PAUSE_CYCLES
+    ]
+    return render(
+        request,
+        "billing/subscription_pause.html",
+        {
+            "subscription": subscription,
+            "choices": choices,
+            "can_pause": site_settings_get().self_pause_enabled
+            and plans.subscription_can_self_pause(subscription=subscription),
+            "attempt": _attempt_id(request) or uuid.uuid4().hex,
+        },
+    )
+
+
+@login_required
+@processor_attached_required
+@require_POST
+def subscription_resume(request, pk):
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    _attempt(
+        request,
+        lambda: plans.subscription_resume_by_customer(
+            subscription=subscription, by=request.user, attempt=_attempt_id(request)
+        ),
+        _("Your subscription is active again, and payments continue as before."),
+    )
+    return redirect("billing:index")
+
+
+@login_required
+@processor_attached_required
+def subscription_plan_change(request, pk):
+    """The plans this subscription may switch to (GET), one's preview (GET ?offer=), and the change (POST)."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    allowed = site_settings_get().plan_changes_enabled
+    switches = plans.subscription_plan_switches(subscription=subscription) if allowed else []
+    if request.method == "POST":
+        form = PlanChangeForm(request.POST, offers=switches)
+        if not form.is_valid():
+            messages.error(request, next(iter(form.errors.values()))[0])
+            return redirect("billing:subscription_plan", pk=subscription.pk)
+        offer = form.cleaned_data["offer"]
+        changed = _attempt(
+            request,
+            lambda: plans.subscription_plan_change(
+                subscription=subscription,
+                offer=offer,
+                token=form.cleaned_data["token"],
+                by=request.user,
+                attempt=_attempt_id(request),
+            ),
+            _("Your plan is now %(offer)s.") % {"offer": offer.name},
+        )
+        if changed is not None:
+            return redirect("billing:index")
+        return redirect("billing:subscription_plan", pk=subscription.pk)
+    preview = None
+    chosen = next((offer for offer in switches if str(offer.pk) == request.GET.get("offer")), None)
+    if chosen is not None:
+        try:
+            preview = plans.subscription_plan_change_preview(subscription=subscription, offer=chosen)
+        except BillingError as failure:
+            messages.error(request, failure.message)
+        except PaymentError as failure:
+            messages.error(request, failure.user_message)
+    return render(
+        request,
+        "billing/subscription_plan.html",
+        {
+            "subscription": subscription,
+            "switches": switches,
+            "allowed": allowed,
+            "preview": preview,
+            "attempt": uuid.uuid4().hex,
+        },
+    )
 
 
 @login_required

@@ -280,6 +280,16 @@ def _subscription_context(customer: Customer, data: dict) -> dict:
     }
 
 
+def _plan_changed_context(customer: Customer, data: dict) -> dict:
+    return {
+        **_money_context(data),
+        "previous_offer_name": data["previous_offer_name"],
+        "interval": data["interval"],
+        "next_renewal": _datetime(data.get("next_renewal")),
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
 _KIND_CONTEXT = {
     EmailKind.WELCOME: _welcome_context,
     EmailKind.HUB_LINK: _hub_link_context,
@@ -293,6 +303,7 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_CANCELED: _subscription_context,
     EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
+    EmailKind.PLAN_CHANGED: _plan_changed_context,
 }
 
 

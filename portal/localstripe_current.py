@@ -48,6 +48,8 @@ EXTRA = "portal:current"
 ENDED = ("canceled", "incomplete_expired")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 PAUSE_BEHAVIORS = ("keep_as_draft", "mark_uncollectible", "void")
+PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
+PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
 TAX_ID_TYPE = re.compile(r"^[a-z]{2,3}_[a-z]+(_[a-z]+)*$")
 # localstripe's Subscription._update takes these and raises TypeError (a 500) on anything else.
 SUBSCRIPTION_UPDATE_PARAMS = frozenset(inspect.signature(Subscription._update).parameters) - {"self"}
@@ -505,6 +507,12 @@ async def subscription_update(request: web.Request) -> web.Response:
         )
     if "cancel_at" in data:
         ours["cancel_at"] = _cancel_at_param(data.pop("cancel_at"), subscription)
+    # A change of price: localstripe prorates by itself (it credits the last invoice and invoices a change
+    # of interval at once), so these are only checked. It charges no same-interval difference at once.
+    if data.pop("proration_behavior", "none") not in PRORATION_BEHAVIORS:
+        raise _refuse(f"proration_behavior must be one of {', '.join(PRORATION_BEHAVIORS)}.", "proration_behavior")
+    if data.pop("payment_behavior", "allow_incomplete") not in PAYMENT_BEHAVIORS:
+        raise _refuse(f"payment_behavior must be one of {', '.join(PAYMENT_BEHAVIORS)}.", "payment_behavior")
     _items_price_to_plan(data)
     unknown = sorted(set(data) - SUBSCRIPTION_UPDATE_PARAMS)
     if unknown:
@@ -527,6 +535,27 @@ async def subscription_update(request: web.Request) -> web.Response:
         subscription.cancel_at = None
     _event("customer.subscription.updated", subscription)
     return _answer(subscription._export(expand=expand))
+
+
+async def invoice_create_preview(request: web.Request) -> web.Response:
+    """POST /v1/invoices/create_preview in the current form: the customer may be left to the subscription,
+    and `subscription_details[items]` name prices and the item they replace."""
+    data = await server.get_post_data(request) or {}
+    expand = data.pop("expand", None)
+    details = data.get("subscription_details") or {}
+    if not isinstance(details, dict):
+        raise _refuse("Invalid subscription_details.", "subscription_details")
+    behavior = details.pop("proration_behavior", "create_prorations")
+    if behavior not in PRORATION_BEHAVIORS:
+        raise _refuse(f"proration_behavior must be one of {', '.join(PRORATION_BEHAVIORS)}.", "proration_behavior")
+    _items_price_to_plan(details)
+    for item in details.get("items") or []:
+        if isinstance(item, dict):
+            item.pop("id", None)  # localstripe simulates a single-item subscription: the item is implied
+    if isinstance(data.get("subscription"), str) and not data.get("customer"):
+        data["customer"] = Subscription._api_retrieve(data["subscription"]).customer
+    invoice = Invoice._api_create_preview_invoice(**data)
+    return _answer(invoice._export(expand=expand))
 
 
 async def subscriptions_list(request: web.Request) -> web.Response:
@@ -790,6 +819,7 @@ OVERRIDES = {
     ("GET", "/v1/subscriptions"): subscriptions_list,
     ("POST", "/v1/subscriptions/{id}"): subscription_update,
     ("POST", "/v1/refunds"): refund_create,
+    ("POST", "/v1/invoices/create_preview"): invoice_create_preview,
     ("GET", "/v1/invoices/{id}"): invoice_retrieve,
     ("POST", "/v1/customers/{id}/tax_ids"): tax_id_create,
     ("GET", "/v1/customers/{id}/tax_ids"): tax_ids_list,

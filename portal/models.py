@@ -42,6 +42,22 @@ class SiteSettings(models.Model):
         blank=True,
         default="To cancel your subscription, email us and we will take care of it.",
     )
+    self_pause_enabled = models.BooleanField(
+        _("customers may pause their own subscriptions"),
+        default=False,
+        help_text=_(
+            "For one to three billing cycles, resumed by the customer at any time. No invoices are charged "
+            "while paused; access to the products is kept."
+        ),
+    )
+    plan_changes_enabled = models.BooleanField(
+        _("customers may change plan"),
+        default=False,
+        help_text=_(
+            "Between the subscription offers that share a plan change group. The difference is prorated "
+            "and charged at once."
+        ),
+    )
     processor_attached = models.BooleanField(
         _("payment processor attached"),
         default=True,
@@ -140,6 +156,7 @@ class EmailKind(models.TextChoices):
     SUBSCRIPTION_CANCELED = "subscription_canceled", _("Subscription cancelled")
     SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
     SUBSCRIPTION_RESUMED = "subscription_resumed", _("Subscription resumed")
+    PLAN_CHANGED = "plan_changed", _("Plan changed")
 
 
 class EmailStatus(models.TextChoices):

@@ -57,6 +57,15 @@ class Offer(models.Model):
     products = models.ManyToManyField(Product, related_name="offers", verbose_name=_("products"))
     stripe_price_id = models.CharField(_("Stripe price ID"), max_length=64, blank=True, db_index=True)
     is_active = models.BooleanField(_("on sale"), default=True)
+    switch_group = models.SlugField(
+        _("plan change group"),
+        max_length=40,
+        blank=True,
+        help_text=_(
+            "Subscribers may switch between the subscription offers on sale that share this group and "
+            "currency (for example monthly and yearly). Blank: not switchable."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:

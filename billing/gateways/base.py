@@ -158,6 +158,8 @@ class GatewaySubscription:
     default_payment_method_id: str = ""
     latest_invoice_id: str = ""
     cancel_at: datetime | None = None  # the date it is set to end, whether at a period end or not
+    interval_count: int = 1  # billed every `interval_count` intervals (3 × month: quarterly)
+    item_id: str = ""  # the first item's id: the one a change of plan moves to another price
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,14 @@ class PaymentGateway(Protocol):
 
     def subscription_resume(
         self, *, subscription_id: str, status_paused: bool, idempotency_key: str
+    ) -> GatewaySubscription: ...
+
+    def subscription_price_change_preview(
+        self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime
+    ) -> GatewayInvoice: ...
+
+    def subscription_price_change(
+        self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
     ) -> GatewaySubscription: ...
 
     def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice: ...

@@ -46,13 +46,18 @@ class FakeGateway:
     # The status a new refund gets; a test sets "pending" to see a refund that is not yet made.
     refund_status = "succeeded"
     invoices: dict[str, GatewayInvoice] = {}
+    # Recurring prices a change of plan may move to: id → (amount, interval); a test adds its own.
+    prices: dict[str, tuple[int, str]] = {}
+    # A test sets this to have the card refuse the next charge a change of plan makes.
+    charge_declines = False
     calls: list[tuple[str, dict[str, Any]]] = []
 
     @classmethod
     def reset(cls) -> None:
         cls.customers, cls.cards, cls.subscriptions, cls.refunds, cls.calls = {}, {}, {}, {}, []
-        cls.setup_intents, cls.invoices = {}, {}
+        cls.setup_intents, cls.invoices, cls.prices = {}, {}, {}
         cls.refund_status = "succeeded"
+        cls.charge_declines = False
 
     def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
@@ -167,6 +172,7 @@ class FakeGateway:
             price_id=price_id,
             current_period_end=datetime.now(UTC) + timedelta(days=30),
             cancel_at_period_end=False,
+            item_id=_new_id("si"),
         )
         self.subscriptions[subscription.id] = subscription
         return subscription
@@ -223,6 +229,63 @@ class FakeGateway:
             raise InvalidRequest("resume: the subscription is not paused that way")
         status = "active" if status_paused else subscription.status
         return self.subscription_update(subscription_id=subscription_id, status=status, paused=False, resumes_at=None)
+
+    def _price_change_lines(
+        self, subscription: GatewaySubscription, price_id: str, moment: datetime
+    ) -> tuple[GatewayInvoiceLine, ...]:
+        """Stripe's proration, simplified to a 30-day period: credit the unused old, charge the new."""
+        if price_id not in self.prices:
+            raise InvalidRequest(f"No such price: '{price_id}'")
+        amount, interval = self.prices[price_id]
+        end = subscription.current_period_end or moment
+        left = max((end - moment).total_seconds(), 0) / timedelta(days=30).total_seconds()
+        credit = GatewayInvoiceLine(price_id=subscription.price_id, amount=-round(subscription.amount * left))
+        if interval != subscription.interval:
+            return credit, GatewayInvoiceLine(price_id=price_id, amount=amount)
+        return credit, GatewayInvoiceLine(price_id=price_id, amount=round(amount * left))
+
+    def subscription_price_change_preview(
+        self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime
+    ) -> GatewayInvoice:
+        self._record("subscription_price_change_preview", subscription_id=subscription_id, price_id=price_id)
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        lines = self._price_change_lines(subscription, price_id, proration_date)
+        return GatewayInvoice(
+            id="upcoming_fake",
+            customer_id=subscription.customer_id,
+            status="draft",
+            amount_paid=0,
+            amount_due=max(sum(line.amount for line in lines), 0),
+            currency=subscription.currency,
+            subscription_id=subscription_id,
+            lines=lines,
+        )
+
+    def subscription_price_change(
+        self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
+    ) -> GatewaySubscription:
+        self._record(
+            "subscription_price_change",
+            subscription_id=subscription_id,
+            price_id=price_id,
+            proration_date=proration_date,
+            idempotency_key=idempotency_key,
+        )
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        lines = self._price_change_lines(subscription, price_id, proration_date)
+        if self.charge_declines and sum(line.amount for line in lines) > 0:
+            raise CardDeclined(DECLINE_MESSAGE, code="card_declined")
+        amount, interval = self.prices[price_id]
+        period_end = subscription.current_period_end
+        if interval != subscription.interval:  # Stripe restarts the billing cycle on another interval
+            period_end = proration_date + (timedelta(days=365) if interval == "year" else timedelta(days=30))
+        return self.subscription_update(
+            subscription_id=subscription_id,
+            price_id=price_id,
+            amount=amount,
+            interval=interval,
+            current_period_end=period_end,
+        )
 
     def invoice_create(
         self,

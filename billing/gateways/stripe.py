@@ -25,6 +25,7 @@ from stripe.params import (
     CustomerCreateParams,
     CustomerUpdateParams,
     CustomerUpdateParamsAddress,
+    InvoiceCreatePreviewParams,
     PlanCreateParams,
     RefundCreateParams,
     SubscriptionUpdateParams,
@@ -151,6 +152,8 @@ def map_subscription(subscription: stripe.Subscription) -> GatewaySubscription:
         default_payment_method_id=_id(subscription.default_payment_method),
         latest_invoice_id=_id(subscription.latest_invoice),
         cancel_at=_ts(subscription.cancel_at),
+        interval_count=recurring.interval_count if recurring else 1,
+        item_id=first.id if first else "",
     )
 
 
@@ -547,6 +550,37 @@ class StripeGateway:
         return self._subscription_update(
             "subscription_resume", subscription_id, {"pause_collection": ""}, idempotency_key
         )
+
+    # A change of plan: its invoice previewed, then made ----------------------------------------
+    # Both prorate as of the same moment (`proration_date`), so what the customer confirmed is what is charged.
+    # `always_invoice` charges the difference at once instead of on the next renewal; another interval
+    # (monthly to yearly) restarts the billing cycle now, which Stripe does by itself.
+
+    def subscription_price_change_preview(
+        self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime
+    ) -> GatewayInvoice:
+        v1 = self.client.v1
+        params: InvoiceCreatePreviewParams = {
+            "subscription": subscription_id,
+            "subscription_details": {
+                "items": [{"id": item_id, "price": price_id}],
+                "proration_behavior": "always_invoice",
+                "proration_date": int(proration_date.timestamp()),
+            },
+        }
+        return map_invoice(self._call("invoice_create_preview", lambda: v1.invoices.create_preview(params=params)))
+
+    def subscription_price_change(
+        self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
+    ) -> GatewaySubscription:
+        params: SubscriptionUpdateParams = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": "always_invoice",
+            "proration_date": int(proration_date.timestamp()),
+            # A declined charge refuses the whole change: the customer keeps the plan they had.
+            "payment_behavior": "error_if_incomplete",
+        }
+        return self._subscription_update("subscription_price_change", subscription_id, params, idempotency_key)
 
     # Development and demo (not in the protocol: checkout creates these in production) ----------
 

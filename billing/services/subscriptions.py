@@ -82,11 +82,13 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
     subscription.amount = remote.amount
     subscription.currency = remote.currency or subscription.currency
     subscription.interval = remote.interval
+    subscription.interval_count = remote.interval_count
     subscription.current_period_end = remote.current_period_end
     subscription.cancel_at_period_end = remote.cancel_at_period_end
     subscription.cancel_at = remote.cancel_at
     subscription.canceled_at = remote.canceled_at
     subscription.paused = remote.paused
+    subscription.paused_by_customer = subscription.paused_by_customer and remote.paused
     subscription.resumes_at = remote.resumes_at
     subscription.default_payment_method_id = remote.default_payment_method_id
     subscription.synced_at = timezone.now()
@@ -255,21 +257,23 @@ def subscription_cancel_undo(*, subscription: Subscription, by: User | None, att
 
 
 @transaction.atomic
-def subscription_pause(*, subscription: Subscription, by: User | None, resumes_at: datetime | None = None):
-    """Pause collection (staff): no charges until resumed, or until `resumes_at`."""
+def subscription_pause(
+    *, subscription: Subscription, by: User | None, resumes_at: datetime | None = None, attempt: str = ""
+) -> Subscription:
+    """Pause collection: no charges until resumed, or until `resumes_at` (staff; customers via billing.plans)."""
     subscription = _lock_subscription(subscription)
     if not subscription.is_live:
         raise BillingError(SUBSCRIPTION_NOT_PAUSABLE)
     remote = get_gateway().subscription_pause(
         subscription_id=subscription.stripe_subscription_id,
         resumes_at=resumes_at,
-        idempotency_key=_key("subscription-pause", subscription.stripe_subscription_id),
+        idempotency_key=_key("subscription-pause", subscription.stripe_subscription_id, attempt=attempt),
     )
     return subscription_sync(remote=remote, by=by)
 
 
 @transaction.atomic
-def subscription_resume(*, subscription: Subscription, by: User | None) -> Subscription:
+def subscription_resume(*, subscription: Subscription, by: User | None, attempt: str = "") -> Subscription:
     """Resume a paused subscription: collection paused, or the subscription itself paused (Stripe's
     pause endpoint, or a trial that ended without a card), which has an endpoint of its own."""
     subscription = _lock_subscription(subscription)
@@ -278,7 +282,7 @@ def subscription_resume(*, subscription: Subscription, by: User | None) -> Subsc
     remote = get_gateway().subscription_resume(
         subscription_id=subscription.stripe_subscription_id,
         status_paused=subscription.status == SubscriptionStatus.PAUSED,
-        idempotency_key=_key("subscription-resume", subscription.stripe_subscription_id),
+        idempotency_key=_key("subscription-resume", subscription.stripe_subscription_id, attempt=attempt),
     )
     synced = subscription_sync(remote=remote, by=by)
     if synced.paused or synced.status == SubscriptionStatus.PAUSED:

@@ -2,6 +2,7 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.urls import path
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -36,11 +37,30 @@ class CardAdmin(ReadOnlyAdmin):
 class SubscriptionAdmin(ReadOnlyAdmin):
     change_form_template = "admin/billing/subscription/change_form.html"
 
-    list_display = ["__str__", "customer", "status", "amount", "currency", "current_period_end", "cancel_at_period_end"]
-    list_filter = ["status", "cancel_at_period_end", "paused"]
+    list_display = [
+        "__str__",
+        "customer",
+        "status",
+        "amount",
+        "currency",
+        "current_period_end",
+        "cancel_at_period_end",
+        "pause_display",
+    ]
+    list_filter = ["status", "cancel_at_period_end", "paused", "paused_by_customer"]
     list_select_related = ["customer", "offer"]
     search_fields = ["stripe_subscription_id", "customer__email"]
     raw_id_fields = ["customer"]
+
+    @admin.display(description=_("pause"), ordering="resumes_at")
+    def pause_display(self, obj: Subscription) -> str:
+        if not obj.paused:
+            return "—"
+        who = _("by the customer") if obj.paused_by_customer else _("by staff or in Stripe")
+        if obj.resumes_at is None:
+            return _("Paused %(who)s, until resumed") % {"who": who}
+        day = formats.date_format(timezone.localtime(obj.resumes_at), "DATE_FORMAT")
+        return _("Paused %(who)s, until %(date)s") % {"who": who, "date": day}
 
     def get_urls(self):
         view = partial(staff.subscription_action_view, admin_site=self.admin_site)

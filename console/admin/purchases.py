@@ -25,8 +25,8 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "price", "interval", "installments", "is_active"]
-    list_filter = ["kind", "is_active", "currency"]
+    list_display = ["name", "kind", "price", "interval", "installments", "switch_group", "is_active"]
+    list_filter = ["kind", "is_active", "currency", "switch_group"]
     search_fields = ["name", "stripe_price_id"]
     filter_horizontal = ["products"]
 

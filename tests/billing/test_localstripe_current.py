@@ -295,8 +295,35 @@ def test_an_update_localstripe_cannot_apply_is_refused_whole_instead_of_failing(
         stripe_gateway._call(
             "subscription_update",
             lambda: v1.subscriptions.update(
-                subscription.id, params={"proration_behavior": "none", "metadata": {"seen": "yes"}}
+                subscription.id, params={"billing_cycle_anchor": "now", "metadata": {"seen": "yes"}}
             ),
         )
 
     assert v1.subscriptions.retrieve(subscription.id).metadata.to_dict() == {}
+
+
+def test_a_change_to_a_yearly_price_is_previewed_then_made_with_its_proration_params(stripe_gateway):
+    _, subscription = subscribed(stripe_gateway, amount=1500)
+    yearly = stripe_gateway.demo_plan_ensure(
+        plan_id=f"plan-{uuid.uuid4().hex[:12]}",
+        product_name="Membership",
+        amount=15000,
+        currency="gbp",
+        interval="year",
+    )
+    moment = datetime.now(UTC).replace(microsecond=0)
+
+    preview = stripe_gateway.subscription_price_change_preview(
+        subscription_id=subscription.id, item_id=subscription.item_id, price_id=yearly, proration_date=moment
+    )
+    assert yearly in preview.price_ids and 0 < preview.amount_due <= 15000
+    assert stripe_gateway.subscription_retrieve(subscription_id=subscription.id).price_id == subscription.price_id
+
+    changed = stripe_gateway.subscription_price_change(
+        subscription_id=subscription.id,
+        item_id=subscription.item_id,
+        price_id=yearly,
+        proration_date=moment,
+        idempotency_key=f"change-{uuid.uuid4().hex}",
+    )
+    assert (changed.price_id, changed.amount, changed.interval) == (yearly, 15000, "year")

@@ -310,6 +310,7 @@ ROUTES = [
     sdk_route(stripe.SubscriptionService, "resume", "subscription_resume"),
     sdk_route(stripe.SubscriptionService, "pause", "subscription_pause"),
     sdk_route(stripe.InvoiceService, "retrieve", "invoice_retrieve"),
+    sdk_route(stripe.InvoiceService, "create_preview", "invoice_create_preview"),
     sdk_route(stripe.InvoiceService, "list", "invoice_list"),
     sdk_route(stripe.InvoiceService, "pay", "invoice_pay"),
     sdk_route(stripe.InvoicePaymentService, "list", "invoice_payment_list"),
@@ -1509,7 +1510,7 @@ class StripeStandin:
         self._only(
             params,
             "cancel_at cancel_at_period_end pause_collection default_payment_method metadata "
-            "description proration_behavior payment_behavior cancellation_details",
+            "description proration_behavior payment_behavior cancellation_details items proration_date",
         )
         subscription = self._get(subscription_exposed_id, "subscription")
         if subscription["status"] == "canceled" and set(params) - {"metadata", "cancellation_details", "expand"}:
@@ -1529,6 +1530,8 @@ class StripeStandin:
             else:
                 when = {"min_period_end": min(period_ends), "max_period_end": max(period_ends)}.get(value)
                 subscription.update(cancel_at=when or int(value), cancel_at_period_end=False, canceled_at=now)
+        if "items" in params:
+            self._price_change_apply(subscription, self._price_change(subscription, params))
         if "pause_collection" in params:
             pause = params["pause_collection"]
             subscription["pause_collection"] = (
@@ -1691,6 +1694,153 @@ class StripeStandin:
         customer["next_invoice_sequence"] += 1
         self.objects[invoice_id] = invoice
         return invoice
+
+    # Changing an item's price, with its prorations ------------------------------------------
+
+    def _price_change(self, subscription: dict, params: dict, prefix: str = "") -> dict:
+        """What moving one item to another price means now, as Stripe prorates it (per second, each line rounded).
+
+        Same interval: the unused time of the old price is credited and the rest of the period charged at the
+        new one. Another interval: the billing cycle restarts now, so the new price's whole first period is
+        charged, less the credit.
+        """
+
+        def name(param: str) -> str:
+            return f"{prefix}[{param}]" if prefix else param
+
+        items = params.get("items") or []
+        if len(items) != 1 or set(items[0]) - {"id", "price"}:
+            raise StripeApiError(
+                400,
+                "The stand-in models one item moved to another price ({id, price}) only.",
+                code="standin_unmodelled",
+                param=name("items"),
+            )
+        wanted = items[0]
+        item = next((row for row in subscription["items"]["data"] if row["id"] == wanted.get("id")), None)
+        if item is None:
+            raise _missing("subscription item", str(wanted.get("id")), name("items") + "[0][id]")
+        price = self._price_of(wanted.get("price", ""), name("items") + "[0][price]")
+        if price["currency"] != subscription["currency"]:
+            raise StripeApiError(
+                400,
+                f"The price specified is in {price['currency']}, which does not match the subscription's "
+                f"currency {subscription['currency']}.",
+                param=name("items") + "[0][price]",
+            )
+        behavior = params.get("proration_behavior") or "create_prorations"
+        start, end = item["current_period_start"], item["current_period_end"]
+        moment = int(params.get("proration_date") or self._now())
+        if not start <= moment <= end:
+            raise StripeApiError(
+                400,
+                "The proration_date must be within the current subscription period.",
+                param=name("proration_date"),
+            )
+        old_amount = item["price"]["unit_amount"] * item["quantity"]
+        new_amount = price["unit_amount"] * item["quantity"]
+        left = (end - moment) / (end - start) if end > start else 0
+        cycle = lambda p: (p["recurring"]["interval"], int(p["recurring"].get("interval_count") or 1))  # noqa: E731
+        same_cycle = cycle(item["price"]) == cycle(price)
+        lines = []
+        if behavior != "none":
+            lines.append((item["price"], -round(old_amount * left), "Unused time on", item["quantity"]))
+            if same_cycle:
+                lines.append((price, round(new_amount * left), "Remaining time on", item["quantity"]))
+        if not same_cycle:
+            lines.append((price, new_amount, "", item["quantity"]))
+        return {
+            "item": item,
+            "price": price,
+            "moment": moment,
+            "period": (start, end) if same_cycle else (moment, _period_end(moment, price["recurring"])),
+            "lines": lines,
+            "invoice_now": behavior == "always_invoice" or not same_cycle,
+        }
+
+    def _price_change_invoice(self, subscription: dict, change: dict, *, preview: bool) -> dict:
+        """The invoice a price change makes (or would make, for a preview: never stored, never numbered)."""
+        customer = self.objects[subscription["customer"]]
+        invoice = self._invoice_for(subscription, billing_reason="subscription_update")
+        del self.objects[invoice["id"]]
+        customer["next_invoice_sequence"] -= 1
+        template = invoice["lines"]["data"][0]
+        day = datetime.fromtimestamp(change["moment"], tz=UTC).strftime("%d %b %Y")
+        lines = []
+        for price, amount, words, quantity in change["lines"]:
+            product = self.objects.get(price["product"])
+            name = product["name"] if product else price["product"]
+            line = copy.deepcopy(template)
+            line.update(
+                id=self._new_id("il"),
+                amount=amount,
+                subtotal=amount,
+                description=f"{words} {name} after {day}" if words else f"{quantity} × {name}",
+                period={"start": change["moment"], "end": change["period"][1]},
+                quantity=quantity,
+                quantity_decimal=str(quantity),
+            )
+            line["parent"]["subscription_item_details"]["proration"] = bool(words)
+            line["pricing"] = {
+                "price_details": {"price": price["id"], "product": price["product"]},
+                "type": "price_details",
+                "unit_amount_decimal": price["unit_amount_decimal"],
+            }
+            lines.append(line)
+        total = sum(line["amount"] for line in lines)
+        due = max(total, 0)
+        invoice["lines"].update(data=lines, total_count=len(lines))
+        invoice.update(
+            amount_due=due,
+            amount_remaining=due,
+            subtotal=total,
+            subtotal_excluding_tax=total,
+            total=total,
+            total_excluding_tax=total,
+            starting_balance=customer.get("balance") or 0,
+            ending_balance=(customer.get("balance") or 0) + min(total, 0),
+        )
+        if preview:
+            invoice.update(
+                id=f"upcoming_{invoice['id']}",
+                status="draft",
+                number=None,
+                hosted_invoice_url=None,
+                invoice_pdf=None,
+            )
+            invoice["status_transitions"]["finalized_at"] = None
+            for line in lines:
+                line["invoice"] = invoice["id"]
+        return invoice
+
+    def _invoice_create_preview(self, params: dict) -> dict:
+        self._only(params, "subscription subscription_details")
+        subscription = self._get(params.get("subscription"), "subscription", param="subscription")
+        details = params.get("subscription_details") or {}
+        self._only(details, "items proration_behavior proration_date", prefix="subscription_details")
+        change = self._price_change(subscription, details, prefix="subscription_details")
+        return self._price_change_invoice(subscription, change, preview=True)
+
+    def _price_change_apply(self, subscription: dict, change: dict) -> None:
+        """Move the item to its new price; invoice and collect the prorations now when asked (or the cycle moved)."""
+        item = change["item"]
+        invoice = self._price_change_invoice(subscription, change, preview=False) if change["invoice_now"] else None
+        if invoice is not None and not self._invoice_collect(invoice):
+            raise StripeApiError(
+                402,
+                "This customer has no attached payment source or default payment method.",
+                code="resource_missing",
+            )
+        item.update(
+            price=copy.deepcopy(change["price"]),
+            plan=self._plan_of(change["price"]),
+            current_period_start=change["period"][0],
+            current_period_end=change["period"][1],
+        )
+        if invoice is not None:
+            self.objects[invoice["id"]] = invoice
+            self.objects[subscription["customer"]]["next_invoice_sequence"] += 1
+            subscription["latest_invoice"] = invoice["id"]
 
     def _invoice_collect(self, invoice: dict, *, payment_method: str | None = None, failed_attempts: int = 0) -> bool:
         """Charge an open invoice to the card that pays it; False when there is no card."""

@@ -182,12 +182,28 @@ def shopper(e2e_customer, fake_gateway):
     stripe_id = stripe_customer_ensure(customer=e2e_customer)
     card_set_default(customer=e2e_customer, payment_method_id="pm_card_visa", by=None)
     offer = OfferFactory(
-        name="Membership", kind="subscription", interval="month", price_amount=1500, stripe_price_id="price_member"
+        name="Membership",
+        kind="subscription",
+        interval="month",
+        price_amount=1500,
+        stripe_price_id="price_member",
+        switch_group="member",
     )
     subscription = subscription_sync(
         remote=fake_gateway.subscription_create(customer_id=stripe_id, amount=1500, price_id=offer.stripe_price_id)
     )
+    subscription.yearly = OfferFactory(  # the offer it may switch to
+        name="Membership yearly",
+        kind="subscription",
+        interval="year",
+        price_amount=15000,
+        stripe_price_id="price_member_yearly",
+        switch_group="member",
+    )
+    FakeGateway.prices["price_member_yearly"] = (15000, "year")
     purchase = purchase_record(customer=e2e_customer, offer=OfferFactory(name="Pottery Basics course"))
+    # So the billing page offers, and their pages show, a pause and a change of plan.
+    site_settings_update(data={"self_pause_enabled": True, "plan_changes_enabled": True})
     ListedCustomerFactory(full_name="Grace Hopper")
     return e2e_customer, subscription, purchase.receipts.get()
 
@@ -214,6 +230,9 @@ def test_customer_pages(themed_page, audit, shopper):
         ("settings: sessions", "/accounts/sessions/"),
         ("billing", "/billing/"),
         ("cancel subscription", f"/billing/subscriptions/{subscription.pk}/cancel/"),
+        ("pause subscription", f"/billing/subscriptions/{subscription.pk}/pause/"),
+        ("change plan", f"/billing/subscriptions/{subscription.pk}/plan/"),
+        ("change plan preview", f"/billing/subscriptions/{subscription.pk}/plan/?offer={subscription.yearly.pk}"),
         ("purchases", "/purchases/"),
         ("receipt", f"/purchases/receipts/{receipt.number}/"),
         ("directory", "/directory/"),

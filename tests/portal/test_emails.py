@@ -54,6 +54,23 @@ ALWAYS_KINDS = {
     EmailKind.CARD_UPDATE_LINK: ({}, ["http://127.0.0.1:8000/hub/", "?next=%2Fbilling%2Fcards%2Fnew%2F"]),
     EmailKind.WELCOME: ({}, ["http://127.0.0.1:8000/hub/", "/accounts/login/code/", "/settings/password/"]),
     EmailKind.HUB_LINK: ({}, ["http://127.0.0.1:8000/hub/"]),
+    EmailKind.PLAN_CHANGED: (
+        {
+            "offer_name": "Membership yearly",
+            "previous_offer_name": "Membership",
+            "amount": 15000,
+            "currency": "gbp",
+            "interval": "year",
+            "next_renewal": "2027-05-10T09:00:00+00:00",
+        },
+        [
+            "Membership yearly",
+            "from Membership",
+            "£150.00 a year",
+            "May 10, 2027",
+            "http://127.0.0.1:8000/billing/",
+        ],
+    ),
 }
 
 
@@ -124,6 +141,7 @@ def test_subjects_name_the_event(tokyo_customer):
         EmailKind.CARD_UPDATE_LINK: "Update the card you pay Clay & Code Studio with",
         EmailKind.WELCOME: "Welcome to Clay & Code Studio",
         EmailKind.HUB_LINK: "Your sign-in link for Clay & Code Studio",
+        EmailKind.PLAN_CHANGED: "Your plan is now Membership yearly",
     }
 
 

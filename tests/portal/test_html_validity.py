@@ -19,6 +19,7 @@ from django.test import Client
 from accounts.hub import hub_link_token
 from billing.gateways.fake import FakeGateway
 from billing.services import card_set_default, stripe_customer_ensure, subscription_sync
+from portal.models import SiteSettings
 from purchases.services import purchase_record, refund_record
 from tests.factories import CustomerFactory, ListedCustomerFactory, OfferFactory
 
@@ -48,7 +49,18 @@ def shopper(settings):
     customer = CustomerFactory(full_name="Ada Lovelace", time_zone="Europe/Berlin", country="GB", city="London")
     stripe_id = stripe_customer_ensure(customer=customer)
     card_set_default(customer=customer, payment_method_id="pm_card_visa", by=None)
-    offer = OfferFactory(name="Membership", kind="subscription", interval="month", stripe_price_id="price_member")
+    offer = OfferFactory(
+        name="Membership", kind="subscription", interval="month", stripe_price_id="price_member", switch_group="member"
+    )
+    yearly = OfferFactory(
+        name="Membership yearly",
+        kind="subscription",
+        interval="year",
+        price_amount=15000,
+        stripe_price_id="price_member_yearly",
+        switch_group="member",
+    )
+    FakeGateway.prices["price_member_yearly"] = (15000, "year")
     subscription = subscription_sync(
         remote=FakeGateway().subscription_create(customer_id=stripe_id, amount=1500, price_id=offer.stripe_price_id)
     )
@@ -56,6 +68,7 @@ def shopper(settings):
     refund_record(purchase=purchase, amount=500)
     purchase_record(customer=customer, offer=OfferFactory(name="Glazing workshop"))
     ListedCustomerFactory(full_name="Grace Hopper", x_username="grace", website_url="https://example.com/")
+    subscription.yearly = yearly  # the offer it may switch to
     yield customer, subscription, purchase.receipts.get()
     FakeGateway.reset()
 
@@ -65,6 +78,8 @@ def test_every_customer_page_is_valid_html(vnu, shopper, tmp_path):
     visitor = Client()
     signed_in = Client()
     signed_in.force_login(customer.user, backend="accounts.backends.PortalAuthenticationBackend")
+    SiteSettings.objects.update_or_create(pk=1, defaults={"self_pause_enabled": True, "plan_changes_enabled": True})
+    plan_url = f"/billing/subscriptions/{subscription.pk}/plan/"
     pages = {
         "sign in": visitor.get("/accounts/login/"),
         "sign up": visitor.get("/accounts/signup/"),
@@ -87,6 +102,9 @@ def test_every_customer_page_is_valid_html(vnu, shopper, tmp_path):
         "billing": signed_in.get("/billing/"),
         "new card": signed_in.get("/billing/cards/new/"),
         "cancel subscription": signed_in.get(f"/billing/subscriptions/{subscription.pk}/cancel/"),
+        "pause subscription": signed_in.get(f"/billing/subscriptions/{subscription.pk}/pause/"),
+        "change plan": signed_in.get(plan_url),
+        "change plan preview": signed_in.get(plan_url, {"offer": subscription.yearly.pk}),
         "purchases": signed_in.get("/purchases/"),
         "receipt": signed_in.get(f"/purchases/receipts/{receipt.number}/"),
         "directory": signed_in.get("/directory/"),
