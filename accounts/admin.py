@@ -22,7 +22,7 @@ from django_countries import countries
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV
 
-from billing.models import Subscription
+from billing.models import CancellationFeedback, Subscription
 from portal.models import AuditEntry
 from purchases.admin import ReadOnlyInline
 from purchases.models import AccessGrant, Offer, Purchase, Receipt
@@ -168,6 +168,18 @@ class SubscriptionInline(LatestRowsInline):
         return f"{amount} / {subscription.interval}" if subscription.interval else amount
 
 
+class CancellationFeedbackInline(LatestRowsInline):
+    """What the contact said when they went to cancel (billing.retention), newest first."""
+
+    model = CancellationFeedback
+    fields = ["created_at", "subscription", "reason", "comment", "offer_accepted"]
+    verbose_name_plural = _("cancellation reasons (newest)")
+    newest_first = ("-created_at", "-pk")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("subscription__offer")
+
+
 class AccessInline(LatestRowsInline):
     model = AccessGrant
     fields = ["product", "purchase", "granted_at", "revoked_at", "revoke_reason"]
@@ -301,7 +313,7 @@ class CustomerAdmin(ImportExportModelAdmin):
         "custom_fields_summary",
         "records",
     ]
-    inlines = [PurchaseInline, SubscriptionInline, AccessInline, ReceiptInline]
+    inlines = [PurchaseInline, SubscriptionInline, CancellationFeedbackInline, AccessInline, ReceiptInline]
     actions = ["send_login_email", "send_password_reset"]
     resource_classes = [CustomerResource]
     import_formats = [CSV]

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import staff
-from .models import Card, Subscription, WebhookEvent, WebhookStatus
+from .models import CancellationFeedback, Card, RetentionOfferRedemption, Subscription, WebhookEvent, WebhookStatus
 from .webhooks import webhook_event_apply
 
 
@@ -30,6 +30,26 @@ class CardAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
     search_fields = ["stripe_payment_method_id", "customer__email", "last4"]
     raw_id_fields = ["customer"]
+
+
+@admin.register(CancellationFeedback)
+class CancellationFeedbackAdmin(ReadOnlyAdmin):
+    """Reasons customers gave on the cancel page; the dashboard counts them."""
+
+    list_display = ["created_at", "customer", "subscription", "reason", "offer_accepted", "comment"]
+    list_filter = ["reason", "offer_accepted"]
+    list_select_related = ["customer", "subscription__offer"]
+    search_fields = ["customer__email", "comment"]
+    raw_id_fields = ["customer", "subscription"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(RetentionOfferRedemption)
+class RetentionOfferRedemptionAdmin(ReadOnlyAdmin):
+    list_display = ["applied_at", "customer", "subscription", "coupon_id"]
+    list_select_related = ["customer", "subscription"]
+    search_fields = ["customer__email", "coupon_id"]
+    raw_id_fields = ["customer", "subscription"]
 
 
 @admin.register(Subscription)

@@ -21,7 +21,18 @@ SITE_SETTINGS_FIELDSETS = [
         {"fields": ["business_name", "business_address", "business_tax_id", "business_email", "logo"]},
     ),
     (_("Receipts"), {"fields": ["receipt_prefix", "receipt_mode"]}),
-    (_("Billing"), {"fields": ["processor_attached", "self_cancel_enabled", "self_cancel_instructions"]}),
+    (
+        _("Billing"),
+        {
+            "fields": [
+                "processor_attached",
+                "self_cancel_enabled",
+                "self_cancel_instructions",
+                "retention_coupon_id",
+                "retention_offer_text",
+            ]
+        },
+    ),
     (_("Look"), {"fields": ["brand_colour"]}),
 ]
 

@@ -46,6 +46,7 @@ CATEGORY_OF_KIND: dict[str, EmailCategory] = {
     EmailKind.SUBSCRIPTION_CANCELED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_PAUSED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_RESUMED: BILLING_NOTICES,
+    EmailKind.RETENTION_OFFER_APPLIED: BILLING_NOTICES,
 }
 
 # The context each kind needs from its caller (plain JSON data).
@@ -62,6 +63,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
     EmailKind.SUBSCRIPTION_PAUSED: frozenset({"offer_name", "resumes_at"}),
     EmailKind.SUBSCRIPTION_RESUMED: frozenset({"offer_name"}),
+    EmailKind.RETENTION_OFFER_APPLIED: frozenset({"offer_name", "offer_text"}),
 }
 
 # Paths of the billing app (see the URL map in DESIGN.md); emails may go out before it is installed.
@@ -324,6 +326,14 @@ def _subscription_context(customer: Customer, data: dict) -> dict:
     }
 
 
+def _retention_offer_context(customer: Customer, data: dict) -> dict:
+    return {
+        "offer_name": data["offer_name"] or gettext("your subscription"),
+        "offer_text": data["offer_text"],
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
 _KIND_CONTEXT = {
     EmailKind.WELCOME: _welcome_context,
     EmailKind.HUB_LINK: _hub_link_context,
@@ -337,6 +347,7 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_CANCELED: _subscription_context,
     EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
+    EmailKind.RETENTION_OFFER_APPLIED: _retention_offer_context,
 }
 
 

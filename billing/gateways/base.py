@@ -158,6 +158,7 @@ class GatewaySubscription:
     default_payment_method_id: str = ""
     latest_invoice_id: str = ""
     cancel_at: datetime | None = None  # the date it is set to end, whether at a period end or not
+    discount_ids: tuple[str, ...] = ()  # the discounts on the subscription itself (not on its items)
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,11 @@ class PaymentGateway(Protocol):
     def subscriptions_list(self, *, customer_id: str) -> list[GatewaySubscription]: ...
 
     def subscription_set_cancel_at_period_end(
-        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str, feedback: str = "", comment: str = ""
+    ) -> GatewaySubscription: ...
+
+    def subscription_coupon_add(
+        self, *, subscription_id: str, coupon_id: str, idempotency_key: str
     ) -> GatewaySubscription: ...
 
     def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...

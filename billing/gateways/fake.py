@@ -181,12 +181,38 @@ class FakeGateway:
         return [s for s in self.subscriptions.values() if s.customer_id == customer_id]
 
     def subscription_set_cancel_at_period_end(
-        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str, feedback: str = "", comment: str = ""
     ) -> GatewaySubscription:
-        self._record("subscription_set_cancel_at_period_end", subscription_id=subscription_id, cancel=cancel)
+        self._record(
+            "subscription_set_cancel_at_period_end",
+            subscription_id=subscription_id,
+            cancel=cancel,
+            feedback=feedback,
+            comment=comment,
+        )
         subscription = replace(self.subscription_retrieve(subscription_id=subscription_id), cancel_at_period_end=cancel)
         self.subscriptions[subscription_id] = subscription
         return subscription
+
+    def subscription_coupon_add(
+        self, *, subscription_id: str, coupon_id: str, idempotency_key: str
+    ) -> GatewaySubscription:
+        """Coupons named `missing...` do not exist, as Stripe would answer for a deleted one."""
+        self._record(
+            "subscription_coupon_add",
+            subscription_id=subscription_id,
+            coupon_id=coupon_id,
+            idempotency_key=idempotency_key,
+        )
+        if coupon_id.startswith("missing"):
+            raise InvalidRequest(f"No such coupon: '{coupon_id}'", code="resource_missing")
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        discount = f"di_{coupon_id}"
+        if discount in subscription.discount_ids:
+            return subscription  # the same key again: Stripe replays the first answer
+        return self.subscription_update(
+            subscription_id=subscription_id, discount_ids=(*subscription.discount_ids, discount)
+        )
 
     def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
         self._record("subscription_cancel_now", subscription_id=subscription_id)

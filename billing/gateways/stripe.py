@@ -28,6 +28,8 @@ from stripe.params import (
     PlanCreateParams,
     RefundCreateParams,
     SubscriptionUpdateParams,
+    SubscriptionUpdateParamsCancellationDetails,
+    SubscriptionUpdateParamsDiscount,
     SubscriptionUpdateParamsPauseCollection,
 )
 
@@ -151,6 +153,7 @@ def map_subscription(subscription: stripe.Subscription) -> GatewaySubscription:
         default_payment_method_id=_id(subscription.default_payment_method),
         latest_invoice_id=_id(subscription.latest_invoice),
         cancel_at=_ts(subscription.cancel_at),
+        discount_ids=tuple(_id(d) for d in subscription.discounts) if _has(subscription, "discounts") else (),
     )
 
 
@@ -498,10 +501,28 @@ class StripeGateway:
         return map_subscription(subscription)
 
     def subscription_set_cancel_at_period_end(
-        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str, feedback: str = "", comment: str = ""
     ) -> GatewaySubscription:
+        """Set or clear the end at the period end; a cancellation carries the customer's reason to Stripe."""
+        params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
+        if cancel and (feedback or comment):
+            details: SubscriptionUpdateParamsCancellationDetails = {}
+            if feedback:
+                details["feedback"] = feedback
+            if comment:
+                details["comment"] = comment
+            params["cancellation_details"] = details
+        return self._subscription_update("subscription_cancel_at_period_end", subscription_id, params, idempotency_key)
+
+    def subscription_coupon_add(
+        self, *, subscription_id: str, coupon_id: str, idempotency_key: str
+    ) -> GatewaySubscription:
+        """Redeem a coupon on the subscription, keeping the discounts it has (a list given replaces them all)."""
+        current = self.subscription_retrieve(subscription_id=subscription_id)
+        discounts: list[SubscriptionUpdateParamsDiscount] = [{"discount": d} for d in current.discount_ids]
+        discounts.append({"coupon": coupon_id})
         return self._subscription_update(
-            "subscription_cancel_at_period_end", subscription_id, {"cancel_at_period_end": cancel}, idempotency_key
+            "subscription_coupon_add", subscription_id, {"discounts": discounts}, idempotency_key
         )
 
     def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
