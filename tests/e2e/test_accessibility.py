@@ -203,6 +203,8 @@ def test_customer_pages(themed_page, audit, shopper):
     expect(page.locator("dialog#info-dialog")).to_be_visible()
     expect(field(page.locator("dialog#info-dialog"), "Full name")).to_be_focused()
     audit.check(page, "home, Update my info dialog")
+    # The cancel page at its fullest: the reason form and the retention offer.
+    site_settings_update(data={"retention_coupon_id": "STAY50", "retention_offer_text": "Stay for half price."})
 
     for name, path in [
         ("settings: contact", "/settings/contact/"),
