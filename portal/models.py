@@ -61,7 +61,7 @@ class SiteSettings(models.Model):
         _("retention offer: text"),
         max_length=200,
         blank=True,
-        help_text=_("What customers read, e.g. “Stay and get 50% off your next 3 months.”"),
+        help_text=_("What customers read, e.g. “Stay and get half price for your next 3 months.”"),
     )
     brand_colour = models.CharField(
         _("brand colour"),

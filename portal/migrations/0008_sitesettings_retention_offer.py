@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='sitesettings',
             name='retention_offer_text',
-            field=models.CharField(blank=True, help_text='What customers read, e.g. “Stay and get 50% off your next 3 months.”', max_length=200, verbose_name='retention offer: text'),
+            field=models.CharField(blank=True, help_text='What customers read, e.g. “Stay and get half price for your next 3 months.”', max_length=200, verbose_name='retention offer: text'),
         ),
         migrations.AlterField(
             model_name='outboundemail',

@@ -239,3 +239,27 @@ def test_the_creator_must_give_both_the_coupon_and_its_text(creator_client):
     with pytest.raises(ValidationError) as invalid:
         site.clean()
     assert "retention_offer_text" in invalid.value.message_dict
+
+
+def test_a_german_customer_is_asked_and_thanked_in_german(billing_client, live_subscription, retention_offer):
+    from django.conf import settings
+    from django.utils import translation
+
+    from portal.emails import email_render
+
+    customer = live_subscription.customer
+    customer.language = "de"
+    customer.save(update_fields=["language"])
+    try:
+        page = billing_client.get(cancel_url(live_subscription)).content.decode()
+        rendered = email_render(
+            customer=customer,
+            kind="retention_offer_applied",
+            context={"offer_name": "Mitgliedschaft", "offer_text": OFFER},
+        )
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)
+
+    assert "Warum kündigen Sie?" in page and "Es ist mir zu teuer" in page and "Angebot annehmen und bleiben" in page
+    assert rendered.subject == "Ihr Angebot für Mitgliedschaft ist angewendet"
+    assert "Schön, dass Sie bleiben." in rendered.text and OFFER in rendered.text
