@@ -105,6 +105,10 @@ class Subscription(models.Model):
     resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)
     # The subscription's own default card, when it has one; otherwise the customer's default pays.
     default_payment_method_id = models.CharField(_("own default card"), max_length=64, blank=True)
+    # The invoice whose payment failed and is still open (what "Pay now" retries); cleared once it is paid.
+    unpaid_invoice_id = models.CharField(_("unpaid invoice"), max_length=64, blank=True)
+    unpaid_amount = models.PositiveIntegerField(_("unpaid amount (minor units)"), default=0)
+    unpaid_invoice_date = models.DateTimeField(_("unpaid invoice date"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     synced_at = models.DateTimeField(_("last synced"), default=timezone.now)
 
@@ -121,6 +125,11 @@ class Subscription(models.Model):
     def is_live(self) -> bool:
         """Still charging: active, trialing or past due."""
         return self.status in LIVE_STATUSES and not self.paused
+
+    @property
+    def needs_payment(self) -> bool:
+        """A payment failed and the customer can pay the open invoice now."""
+        return bool(self.unpaid_invoice_id) and self.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
 
     @property
     def is_active(self) -> bool:

@@ -13,4 +13,5 @@ urlpatterns = [
     path("cards/hosted/", views.hosted_update, name="hosted_update"),
     path("subscriptions/<int:pk>/cancel/", views.subscription_cancel_confirm, name="subscription_cancel"),
     path("subscriptions/<int:pk>/keep/", views.subscription_keep, name="subscription_keep"),
+    path("subscriptions/<int:pk>/pay/", views.subscription_pay, name="subscription_pay"),
 ]

@@ -17,11 +17,13 @@ from django.views.decorators.http import require_POST
 
 from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_for_request, site_settings_get
+from purchases.money import format_money
 
 from . import selectors
 from .forms import CancelForm
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
 from .models import Card, Subscription, WebhookStatus
+from .recovery import subscription_invoice_pay
 from .retention import retention_offer_accept, subscription_cancel_with_reason
 from .services import (
     PROCESSOR_DETACHED,
@@ -253,6 +255,24 @@ def subscription_cancel_confirm(request, pk):
         {"subscription": subscription, "attempt": uuid.uuid4().hex, "form": form, "offer_text": offer_text},
         status=400 if form.is_bound else 200,
     )
+
+
+@login_required
+@processor_attached_required
+@require_POST
+def subscription_pay(request, pk):
+    """ "Pay now": retry the failed invoice with the card that pays the subscription."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    _attempt(
+        request,
+        lambda: subscription_invoice_pay(subscription=subscription, by=request.user, attempt=_attempt_id(request)),
+        lambda paid: (
+            _("Thank you: your payment of %(amount)s went through.")
+            % {"amount": format_money(subscription.unpaid_amount, subscription.currency)}
+        ),
+    )
+    return redirect("billing:index")
 
 
 @login_required

@@ -284,7 +284,12 @@ def _money_context(data: dict) -> dict:
 
 
 def _payment_failed_context(customer: Customer, data: dict) -> dict:
-    return {**_money_context(data), "update_card_url": absolute_url(UPDATE_CARD_PATH)}
+    """The hub link signs the customer in on the billing page, where "Pay now" retries the payment."""
+    return {
+        **_money_context(data),
+        "hub_url": hub_link_url(customer=customer, next_path=BILLING_PATH),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+    }
 
 
 def _card_update_link_context(customer: Customer, data: dict) -> dict:

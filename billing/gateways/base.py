@@ -191,6 +191,8 @@ class GatewayInvoice:
     paid_at: datetime | None = None
     lines: tuple[GatewayInvoiceLine, ...] = ()
     payments: tuple[GatewayInvoicePayment, ...] = ()
+    attempt_count: int = 0  # payment attempts so far: each failed one is news for the customer
+    created: datetime | None = None
 
     @property
     def price_ids(self) -> list[str]:
@@ -287,6 +289,8 @@ class PaymentGateway(Protocol):
     ) -> GatewaySubscription: ...
 
     def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice: ...
+
+    def invoice_pay(self, *, invoice_id: str, idempotency_key: str) -> GatewayInvoice: ...
 
     def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]: ...
 

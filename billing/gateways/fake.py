@@ -293,6 +293,38 @@ class FakeGateway:
         except KeyError:
             raise NotFound(invoice_id) from None
 
+    def invoice_pay(self, *, invoice_id: str, idempotency_key: str) -> GatewayInvoice:
+        """Charge the customer's default card: `pm_card_declined` declines; a paid subscription is active again."""
+        self._record("invoice_pay", invoice_id=invoice_id, idempotency_key=idempotency_key)
+        invoice = self.invoice_retrieve(invoice_id=invoice_id)
+        if invoice.status != "open":
+            raise InvalidRequest(f"Invoice is {invoice.status}; only an open invoice can be paid")
+        card = self._customer(invoice.customer_id).default_payment_method_id
+        if not card:
+            raise InvalidRequest("This customer has no default payment method")
+        if card == "pm_card_declined":
+            self.invoices[invoice_id] = replace(invoice, attempt_count=invoice.attempt_count + 1)
+            raise CardDeclined(DECLINE_MESSAGE, code="card_declined")
+        payment = GatewayInvoicePayment(
+            status="paid",
+            amount_paid=invoice.amount_due,
+            charge_id=_new_id("ch"),
+            payment_intent_id=_new_id("pi"),
+            is_default=True,
+        )
+        paid = replace(
+            invoice,
+            status="paid",
+            amount_paid=invoice.amount_due,
+            paid_at=datetime.now(UTC),
+            payments=(payment,),
+            attempt_count=invoice.attempt_count + 1,
+        )
+        self.invoices[invoice_id] = paid
+        if invoice.subscription_id in self.subscriptions:
+            self.subscription_update(subscription_id=invoice.subscription_id, status="active")
+        return paid
+
     def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]:
         return [
             refund
