@@ -229,3 +229,26 @@ def test_a_coupon_stripe_does_not_have_or_that_is_used_up_is_refused_and_nothing
             )
 
     assert len(standin.get(subscription)["discounts"]) == 1
+
+
+def test_pay_now_retries_the_open_invoice_with_the_default_card_once_under_its_key(standin_gateway, standin, member):
+    _, subscription = member
+    invoice_id = standin.renewal_fail(subscription)
+    failed = standin_gateway.invoice_retrieve(invoice_id=invoice_id)
+    assert (failed.status, failed.attempt_count, failed.amount_due) == ("open", 1, 1500)
+
+    paid = standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k-pay")
+    again = standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k-pay")
+
+    (first, second) = standin.requests("POST", f"/v1/invoices/{invoice_id}/pay")
+    assert first.params == {} and not first.replayed and second.replayed  # no card named: the default pays
+    assert paid.status == again.status == "paid" and paid.attempt_count == 2
+    assert paid.payment_intent_id and paid.charge_id  # the paying attempt, read through its PaymentIntent
+
+
+def test_pay_now_on_a_paid_invoice_is_refused(standin_gateway, standin, member):
+    _, subscription = member
+    invoice_id = standin.get(subscription)["latest_invoice"]
+
+    with pytest.raises(InvalidRequest):
+        standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k")

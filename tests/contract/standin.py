@@ -909,6 +909,18 @@ class StripeStandin:
             }
             return coupon_id
 
+    def renewal_fail(self, subscription_id: str) -> str:
+        """A renewal whose card was declined, as Stripe's billing cycle makes it: a new open invoice with one
+        failed attempt, and the subscription past due. Returns the invoice id."""
+        with self._lock:
+            subscription = self._get(subscription_id, "subscription")
+            invoice = self._invoice_for(subscription, billing_reason="subscription_cycle")
+            customer = self.objects[subscription["customer"]]
+            method_id = subscription["default_payment_method"] or customer["invoice_settings"]["default_payment_method"]
+            self._payment_attempt(invoice, self.objects[method_id], paid=False)
+            subscription.update(status="past_due", latest_invoice=invoice["id"])
+            return invoice["id"]
+
     def subscription_pause(self, subscription_id: str) -> None:
         """Pause the subscription itself (status paused), as the Dashboard or the pause endpoint would."""
         with self._lock:
