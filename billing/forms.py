@@ -3,7 +3,9 @@ from django.utils.translation import gettext_lazy as _
 
 from purchases.models import Offer
 
+from .models import CancellationReason
 from .plans import PAUSE_CYCLES, PAUSE_CYCLES_INVALID, PLAN_NOT_SWITCHABLE, PLAN_PREVIEW_EXPIRED
+from .retention import COMMENT_MAX_LENGTH
 
 
 class PauseForm(forms.Form):
@@ -28,3 +30,20 @@ class PlanChangeForm(forms.Form):
     def __init__(self, *args, offers=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["offer"].queryset = Offer.objects.filter(pk__in=[offer.pk for offer in offers])
+
+
+class CancelForm(forms.Form):
+    """Why the customer is leaving: both optional, so cancelling never takes more than this one page."""
+
+    reason = forms.ChoiceField(
+        label=_("Why are you cancelling?"),
+        choices=[("", _("I would rather not say")), *CancellationReason.choices],
+        required=False,
+    )
+    comment = forms.CharField(
+        label=_("Anything else you would like to tell us?"),
+        required=False,
+        max_length=COMMENT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Optional. Read by the team, never shown to anyone else."),
+    )

@@ -108,6 +108,10 @@ class Subscription(models.Model):
     paused_by_customer = models.BooleanField(_("paused by the customer"), default=False)
     # The subscription's own default card, when it has one; otherwise the customer's default pays.
     default_payment_method_id = models.CharField(_("own default card"), max_length=64, blank=True)
+    # The invoice whose payment failed and is still open (what "Pay now" retries); cleared once it is paid.
+    unpaid_invoice_id = models.CharField(_("unpaid invoice"), max_length=64, blank=True)
+    unpaid_amount = models.PositiveIntegerField(_("unpaid amount (minor units)"), default=0)
+    unpaid_invoice_date = models.DateTimeField(_("unpaid invoice date"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     synced_at = models.DateTimeField(_("last synced"), default=timezone.now)
 
@@ -124,6 +128,11 @@ class Subscription(models.Model):
     def is_live(self) -> bool:
         """Still charging: active, trialing or past due."""
         return self.status in LIVE_STATUSES and not self.paused
+
+    @property
+    def needs_payment(self) -> bool:
+        """A payment failed and the customer can pay the open invoice now."""
+        return bool(self.unpaid_invoice_id) and self.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
 
     @property
     def is_active(self) -> bool:
@@ -177,3 +186,55 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.stripe_event_id}"
+
+
+class CancellationReason(models.TextChoices):
+    """Why a customer cancelled: Stripe's `cancellation_details.feedback` codes, in the customer's words."""
+
+    TOO_EXPENSIVE = "too_expensive", _("It is too expensive")
+    UNUSED = "unused", _("I do not use it enough")
+    MISSING_FEATURES = "missing_features", _("Something I need is missing")
+    SWITCHED_SERVICE = "switched_service", _("I am switching to another service")
+    TOO_COMPLEX = "too_complex", _("It is too complicated")
+    LOW_QUALITY = "low_quality", _("The quality was not what I expected")
+    CUSTOMER_SERVICE = "customer_service", _("I was not happy with the support")
+    OTHER = "other", _("Another reason")
+
+
+class CancellationFeedback(models.Model):
+    """What a customer said when they went to cancel, and whether they took the retention offer instead."""
+
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="cancellation_feedback")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="cancellation_feedback")
+    reason = models.CharField(_("reason"), max_length=20, choices=CancellationReason.choices, blank=True)
+    comment = models.TextField(_("comment"), blank=True)
+    offer_accepted = models.BooleanField(_("took the retention offer"), default=False)
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("cancellation reason")
+        verbose_name_plural = _("cancellation reasons")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return force_str(self.get_reason_display() or _("No reason given"))
+
+
+class RetentionOfferRedemption(models.Model):
+    """The retention offer a customer took: once per customer, whichever subscription it went on."""
+
+    customer = models.OneToOneField(
+        "accounts.Customer", on_delete=models.CASCADE, related_name="retention_offer_redemption"
+    )
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="+")
+    coupon_id = models.CharField(_("Stripe coupon"), max_length=64)
+    offer_text = models.CharField(_("offer"), max_length=200)
+    applied_at = models.DateTimeField(_("applied"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("retention offer taken")
+        verbose_name_plural = _("retention offers taken")
+        ordering = ["-applied_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.coupon_id} → {self.subscription.stripe_subscription_id}"

@@ -6,7 +6,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import Customer
 from purchases.models import Purchase
 
-from .models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
+from .models import LIVE_STATUSES, Card, RetentionOfferRedemption, Subscription, SubscriptionStatus
 
 _payments_recorded = (
     Purchase.objects.filter(stripe_subscription_id=OuterRef("stripe_subscription_id"))
@@ -44,3 +44,12 @@ def subscription_for_customer(*, customer: Customer, pk: int) -> Subscription:
 
 def card_for_customer(*, customer: Customer, pk: int) -> Card:
     return Card.objects.get(customer=customer, pk=pk)
+
+
+def retention_offer_text(*, customer: Customer, subscription: Subscription, site) -> str:
+    """The creator's retention offer as the cancel page shows it, or "" when there is none for this customer."""
+    if not site.retention_offer_on or not subscription.is_active or subscription.is_set_to_end:
+        return ""
+    if RetentionOfferRedemption.objects.filter(customer=customer).exists():
+        return ""
+    return site.retention_offer_text

@@ -17,11 +17,14 @@ from django.views.decorators.http import require_POST
 
 from accounts.services import customer_get_or_create
 from portal.selectors import site_settings_for_request, site_settings_get
+from purchases.money import format_money
 
 from . import plans, selectors
-from .forms import PauseForm, PlanChangeForm
+from .forms import CancelForm, PauseForm, PlanChangeForm
 from .gateways.base import CardDeclined, PaymentError, SignatureInvalid, get_gateway
 from .models import Card, Subscription
+from .recovery import subscription_invoice_pay
+from .retention import retention_offer_accept, subscription_cancel_with_reason
 from .services import (
     PROCESSOR_DETACHED,
     BillingError,
@@ -30,7 +33,6 @@ from .services import (
     card_set_default,
     card_setup_start,
     stripe_customer_ensure,
-    subscription_cancel,
     subscription_cancel_undo,
 )
 from .webhooks import webhook_receive
@@ -220,14 +222,32 @@ def card_delete(request, pk):
 @login_required
 @processor_attached_required
 def subscription_cancel_confirm(request, pk):
-    """Confirm page (GET) and the cancellation at period end (POST)."""
+    """The one page of leaving: why (optional), the creator's retention offer if any, and the cancellation."""
     customer = customer_get_or_create(user=request.user)
     subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
-    if request.method == "POST":
+    offer_text = selectors.retention_offer_text(
+        customer=customer, subscription=subscription, site=site_settings_for_request(request)
+    )
+    form = CancelForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        reason, comment = form.cleaned_data["reason"], form.cleaned_data["comment"]
+        if offer_text and request.POST.get("action") == "offer":
+            _attempt(
+                request,
+                lambda: retention_offer_accept(
+                    subscription=subscription, by=request.user, reason=reason, comment=comment
+                ),
+                _("Thank you for staying. Your offer is applied: %(offer)s") % {"offer": offer_text},
+            )
+            return redirect("billing:index")
         _attempt(
             request,
-            lambda: subscription_cancel(
-                subscription=subscription, by=request.user, at_period_end=True, attempt=_attempt_id(request)
+            lambda: subscription_cancel_with_reason(
+                subscription=subscription,
+                by=request.user,
+                reason=reason,
+                comment=comment,
+                attempt=_attempt_id(request),
             ),
             lambda cancelled: (
                 _("Your subscription will end on %(date)s. You keep access until then.")
@@ -236,8 +256,29 @@ def subscription_cancel_confirm(request, pk):
         )
         return redirect("billing:index")
     return render(
-        request, "billing/subscription_cancel.html", {"subscription": subscription, "attempt": uuid.uuid4().hex}
+        request,
+        "billing/subscription_cancel.html",
+        {"subscription": subscription, "attempt": uuid.uuid4().hex, "form": form, "offer_text": offer_text},
+        status=400 if form.is_bound else 200,
     )
+
+
+@login_required
+@processor_attached_required
+@require_POST
+def subscription_pay(request, pk):
+    """ "Pay now": retry the failed invoice with the card that pays the subscription."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    _attempt(
+        request,
+        lambda: subscription_invoice_pay(subscription=subscription, by=request.user, attempt=_attempt_id(request)),
+        lambda paid: (
+            _("Thank you: your payment of %(amount)s went through.")
+            % {"amount": format_money(subscription.unpaid_amount, subscription.currency)}
+        ),
+    )
+    return redirect("billing:index")
 
 
 @login_required

@@ -46,6 +46,7 @@ CATEGORY_OF_KIND: dict[str, EmailCategory] = {
     EmailKind.SUBSCRIPTION_CANCELED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_PAUSED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_RESUMED: BILLING_NOTICES,
+    EmailKind.RETENTION_OFFER_APPLIED: BILLING_NOTICES,
 }
 
 # Paths of the billing app (see the URL map in DESIGN.md); emails may go out before it is installed.
@@ -238,7 +239,12 @@ def _money_context(data: dict) -> dict:
 
 
 def _payment_failed_context(customer: Customer, data: dict) -> dict:
-    return {**_money_context(data), "update_card_url": absolute_url(UPDATE_CARD_PATH)}
+    """The hub link signs the customer in on the billing page, where "Pay now" retries the payment."""
+    return {
+        **_money_context(data),
+        "hub_url": hub_link_url(customer=customer, next_path=BILLING_PATH),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+    }
 
 
 def _card_update_link_context(customer: Customer, data: dict) -> dict:
@@ -290,6 +296,14 @@ def _plan_changed_context(customer: Customer, data: dict) -> dict:
     }
 
 
+def _retention_offer_context(customer: Customer, data: dict) -> dict:
+    return {
+        "offer_name": data["offer_name"] or gettext("your subscription"),
+        "offer_text": data["offer_text"],
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
 _KIND_CONTEXT = {
     EmailKind.WELCOME: _welcome_context,
     EmailKind.HUB_LINK: _hub_link_context,
@@ -304,6 +318,7 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
     EmailKind.PLAN_CHANGED: _plan_changed_context,
+    EmailKind.RETENTION_OFFER_APPLIED: _retention_offer_context,
 }
 
 

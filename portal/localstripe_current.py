@@ -29,6 +29,7 @@ from localstripe import resources, server
 from localstripe.errors import UserError
 from localstripe.resources import (
     Charge,
+    Coupon,
     Customer,
     Event,
     Invoice,
@@ -201,7 +202,13 @@ def _subscription(subscription: dict) -> None:
     subscription.setdefault("billing_cycle_anchor", None)
     subscription["billing_cycle_anchor"] = subscription["billing_cycle_anchor"] or subscription.get("start_date")
     subscription.setdefault("collection_method", "charge_automatically")
-    subscription.setdefault("discounts", [])
+    subscription["discounts"] = list(extra.get("discounts") or [])
+    details = extra.get("cancellation_details") or {}
+    subscription["cancellation_details"] = {
+        "comment": details.get("comment"),
+        "feedback": details.get("feedback"),
+        "reason": "cancellation_requested" if subscription.get("cancel_at_period_end") else None,
+    }
 
 
 def _tax(amount: dict, taxable: int) -> dict:
@@ -513,11 +520,16 @@ async def subscription_update(request: web.Request) -> web.Response:
         raise _refuse(f"proration_behavior must be one of {', '.join(PRORATION_BEHAVIORS)}.", "proration_behavior")
     if data.pop("payment_behavior", "allow_incomplete") not in PAYMENT_BEHAVIORS:
         raise _refuse(f"payment_behavior must be one of {', '.join(PAYMENT_BEHAVIORS)}.", "payment_behavior")
+    if "discounts" in data:
+        ours["discounts"] = _discounts_param(data.pop("discounts"), subscription_id)
+    if "cancellation_details" in data:
+        details = data.pop("cancellation_details") or {}
+        ours["cancellation_details"] = {k: details.get(k) or None for k in ("comment", "feedback")}
     _items_price_to_plan(data)
     unknown = sorted(set(data) - SUBSCRIPTION_UPDATE_PARAMS)
     if unknown:
         raise _refuse(f"localstripe cannot apply: {', '.join(unknown)}.", unknown[0])
-    if subscription.status in ENDED and (ours or set(data) - {"metadata"}):
+    if subscription.status in ENDED and (set(ours) - {"cancellation_details"} or set(data) - {"metadata"}):
         raise _refuse("A canceled subscription can only update its cancellation_details and metadata.")
     if data:
         Subscription._api_update(subscription_id, **data)
@@ -526,6 +538,9 @@ async def subscription_update(request: web.Request) -> web.Response:
         extra["pause_collection"] = ours["pause_collection"]
     if "default_payment_method" in ours:
         extra["default_payment_method"] = ours["default_payment_method"]
+    for name in ("discounts", "cancellation_details"):
+        if name in ours:
+            extra[name] = ours[name]
     if "cancel_at" in ours:
         subscription.cancel_at = ours["cancel_at"]
         subscription.cancel_at_period_end = False
@@ -556,6 +571,34 @@ async def invoice_create_preview(request: web.Request) -> web.Response:
         data["customer"] = Subscription._api_retrieve(data["subscription"]).customer
     invoice = Invoice._api_create_preview_invoice(**data)
     return _answer(invoice._export(expand=expand))
+
+
+def _discounts_param(value, subscription_id: str) -> list[str]:
+    """`discounts=`: "" clears them, a list replaces them (discounts the subscription has, coupons to redeem)."""
+    if value in ("", None):
+        return []
+    current = (_extra("subscriptions", subscription_id) or {}).get("discounts") or []
+    entries = value.values() if isinstance(value, dict) else value  # localstripe's decoder may give {"0": …}
+    ids = []
+    for index, entry in enumerate(entries):
+        if entry.get("discount"):
+            if entry["discount"] not in current:
+                raise _refuse(
+                    f"No such discount: '{entry['discount']}'", f"discounts[{index}][discount]", "resource_missing"
+                )
+            ids.append(entry["discount"])
+        elif entry.get("coupon"):
+            try:
+                Coupon._api_retrieve(entry["coupon"])
+            except UserError:
+                raise _refuse(
+                    f"No such coupon: '{entry['coupon']}'", f"discounts[{index}][coupon]", "resource_missing"
+                ) from None
+            ids.append(f"di_{random_id(14)}")
+            _extra("discounts", ids[-1], create=True).update(coupon=entry["coupon"], subscription=subscription_id)
+        else:
+            raise _refuse("Missing required param: discounts[0][coupon].", f"discounts[{index}][coupon]")
+    return ids
 
 
 async def subscriptions_list(request: web.Request) -> web.Response:

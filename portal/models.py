@@ -63,6 +63,22 @@ class SiteSettings(models.Model):
         default=True,
         help_text=_("When off, the Billing section is hidden and customers are told whom to contact."),
     )
+    # One offer a customer may take instead of cancelling: a coupon the creator made in Stripe.
+    retention_coupon_id = models.CharField(
+        _("retention offer: Stripe coupon"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "The ID of a coupon in your Stripe account (e.g. 3MONTHS50). Customers who go to cancel are offered it "
+            "once; empty for no offer."
+        ),
+    )
+    retention_offer_text = models.CharField(
+        _("retention offer: text"),
+        max_length=200,
+        blank=True,
+        help_text=_("What customers read, e.g. “Stay and get half price for your next 3 months.”"),
+    )
     brand_colour = models.CharField(
         _("brand colour"),
         max_length=7,
@@ -96,6 +112,16 @@ class SiteSettings(models.Model):
                     )
                 }
             )
+
+        if bool(self.retention_coupon_id.strip()) != bool(self.retention_offer_text.strip()):
+            field = "retention_offer_text" if self.retention_coupon_id.strip() else "retention_coupon_id"
+            raise ValidationError(
+                {field: _("A retention offer needs both the Stripe coupon and the text customers read.")}
+            )
+
+    @property
+    def retention_offer_on(self) -> bool:
+        return bool(self.retention_coupon_id and self.retention_offer_text)
 
     @property
     def is_frozen(self) -> bool:
@@ -157,6 +183,7 @@ class EmailKind(models.TextChoices):
     SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
     SUBSCRIPTION_RESUMED = "subscription_resumed", _("Subscription resumed")
     PLAN_CHANGED = "plan_changed", _("Plan changed")
+    RETENTION_OFFER_APPLIED = "retention_offer_applied", _("Retention offer applied")
 
 
 class EmailStatus(models.TextChoices):

@@ -34,6 +34,7 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.SUBSCRIPTION_CANCELED: frozenset({"offer_name"}),
     EmailKind.SUBSCRIPTION_PAUSED: frozenset({"offer_name", "resumes_at"}),
     EmailKind.SUBSCRIPTION_RESUMED: frozenset({"offer_name"}),
+    EmailKind.RETENTION_OFFER_APPLIED: frozenset({"offer_name", "offer_text"}),
     EmailKind.PLAN_CHANGED: frozenset(
         {"offer_name", "previous_offer_name", "amount", "currency", "interval", "next_renewal"}
     ),

@@ -160,6 +160,7 @@ class GatewaySubscription:
     cancel_at: datetime | None = None  # the date it is set to end, whether at a period end or not
     interval_count: int = 1  # billed every `interval_count` intervals (3 × month: quarterly)
     item_id: str = ""  # the first item's id: the one a change of plan moves to another price
+    discount_ids: tuple[str, ...] = ()  # the discounts on the subscription itself (not on its items)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ class GatewayInvoice:
     paid_at: datetime | None = None
     lines: tuple[GatewayInvoiceLine, ...] = ()
     payments: tuple[GatewayInvoicePayment, ...] = ()
+    attempt_count: int = 0  # payment attempts so far: each failed one is news for the customer
+    created: datetime | None = None
 
     @property
     def price_ids(self) -> list[str]:
@@ -268,7 +271,11 @@ class PaymentGateway(Protocol):
     def subscriptions_list(self, *, customer_id: str) -> list[GatewaySubscription]: ...
 
     def subscription_set_cancel_at_period_end(
-        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str, feedback: str = "", comment: str = ""
+    ) -> GatewaySubscription: ...
+
+    def subscription_coupon_add(
+        self, *, subscription_id: str, coupon_id: str, idempotency_key: str
     ) -> GatewaySubscription: ...
 
     def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription: ...
@@ -292,6 +299,8 @@ class PaymentGateway(Protocol):
     ) -> GatewaySubscription: ...
 
     def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice: ...
+
+    def invoice_pay(self, *, invoice_id: str, idempotency_key: str) -> GatewayInvoice: ...
 
     def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]: ...
 

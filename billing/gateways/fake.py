@@ -187,12 +187,38 @@ class FakeGateway:
         return [s for s in self.subscriptions.values() if s.customer_id == customer_id]
 
     def subscription_set_cancel_at_period_end(
-        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str, feedback: str = "", comment: str = ""
     ) -> GatewaySubscription:
-        self._record("subscription_set_cancel_at_period_end", subscription_id=subscription_id, cancel=cancel)
+        self._record(
+            "subscription_set_cancel_at_period_end",
+            subscription_id=subscription_id,
+            cancel=cancel,
+            feedback=feedback,
+            comment=comment,
+        )
         subscription = replace(self.subscription_retrieve(subscription_id=subscription_id), cancel_at_period_end=cancel)
         self.subscriptions[subscription_id] = subscription
         return subscription
+
+    def subscription_coupon_add(
+        self, *, subscription_id: str, coupon_id: str, idempotency_key: str
+    ) -> GatewaySubscription:
+        """Coupons named `missing...` do not exist, as Stripe would answer for a deleted one."""
+        self._record(
+            "subscription_coupon_add",
+            subscription_id=subscription_id,
+            coupon_id=coupon_id,
+            idempotency_key=idempotency_key,
+        )
+        if coupon_id.startswith("missing"):
+            raise InvalidRequest(f"No such coupon: '{coupon_id}'", code="resource_missing")
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        discount = f"di_{coupon_id}"
+        if discount in subscription.discount_ids:
+            return subscription  # the same key again: Stripe replays the first answer
+        return self.subscription_update(
+            subscription_id=subscription_id, discount_ids=(*subscription.discount_ids, discount)
+        )
 
     def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
         self._record("subscription_cancel_now", subscription_id=subscription_id)
@@ -329,6 +355,38 @@ class FakeGateway:
             return self.invoices[invoice_id]
         except KeyError:
             raise NotFound(invoice_id) from None
+
+    def invoice_pay(self, *, invoice_id: str, idempotency_key: str) -> GatewayInvoice:
+        """Charge the customer's default card: `pm_card_declined` declines; a paid subscription is active again."""
+        self._record("invoice_pay", invoice_id=invoice_id, idempotency_key=idempotency_key)
+        invoice = self.invoice_retrieve(invoice_id=invoice_id)
+        if invoice.status != "open":
+            raise InvalidRequest(f"Invoice is {invoice.status}; only an open invoice can be paid")
+        card = self._customer(invoice.customer_id).default_payment_method_id
+        if not card:
+            raise InvalidRequest("This customer has no default payment method")
+        if card == "pm_card_declined":
+            self.invoices[invoice_id] = replace(invoice, attempt_count=invoice.attempt_count + 1)
+            raise CardDeclined(DECLINE_MESSAGE, code="card_declined")
+        payment = GatewayInvoicePayment(
+            status="paid",
+            amount_paid=invoice.amount_due,
+            charge_id=_new_id("ch"),
+            payment_intent_id=_new_id("pi"),
+            is_default=True,
+        )
+        paid = replace(
+            invoice,
+            status="paid",
+            amount_paid=invoice.amount_due,
+            paid_at=datetime.now(UTC),
+            payments=(payment,),
+            attempt_count=invoice.attempt_count + 1,
+        )
+        self.invoices[invoice_id] = paid
+        if invoice.subscription_id in self.subscriptions:
+            self.subscription_update(subscription_id=invoice.subscription_id, status="active")
+        return paid
 
     def refunds_list(self, *, charge_id: str = "", payment_intent_id: str = "") -> list[GatewayRefund]:
         return [

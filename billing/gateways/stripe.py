@@ -29,6 +29,8 @@ from stripe.params import (
     PlanCreateParams,
     RefundCreateParams,
     SubscriptionUpdateParams,
+    SubscriptionUpdateParamsCancellationDetails,
+    SubscriptionUpdateParamsDiscount,
     SubscriptionUpdateParamsPauseCollection,
 )
 
@@ -154,6 +156,7 @@ def map_subscription(subscription: stripe.Subscription) -> GatewaySubscription:
         cancel_at=_ts(subscription.cancel_at),
         interval_count=recurring.interval_count if recurring else 1,
         item_id=first.id if first else "",
+        discount_ids=tuple(_id(d) for d in subscription.discounts) if _has(subscription, "discounts") else (),
     )
 
 
@@ -197,6 +200,8 @@ def map_invoice(invoice: stripe.Invoice) -> GatewayInvoice:
         paid_at=_ts(invoice.status_transitions.paid_at),
         lines=tuple(lines),
         payments=tuple(payments),
+        attempt_count=invoice.attempt_count or 0,
+        created=_ts(invoice.created),
     )
 
 
@@ -501,10 +506,28 @@ class StripeGateway:
         return map_subscription(subscription)
 
     def subscription_set_cancel_at_period_end(
-        self, *, subscription_id: str, cancel: bool, idempotency_key: str
+        self, *, subscription_id: str, cancel: bool, idempotency_key: str, feedback: str = "", comment: str = ""
     ) -> GatewaySubscription:
+        """Set or clear the end at the period end; a cancellation carries the customer's reason to Stripe."""
+        params: SubscriptionUpdateParams = {"cancel_at_period_end": cancel}
+        if cancel and (feedback or comment):
+            details: SubscriptionUpdateParamsCancellationDetails = {}
+            if feedback:
+                details["feedback"] = feedback
+            if comment:
+                details["comment"] = comment
+            params["cancellation_details"] = details
+        return self._subscription_update("subscription_cancel_at_period_end", subscription_id, params, idempotency_key)
+
+    def subscription_coupon_add(
+        self, *, subscription_id: str, coupon_id: str, idempotency_key: str
+    ) -> GatewaySubscription:
+        """Redeem a coupon on the subscription, keeping the discounts it has (a list given replaces them all)."""
+        current = self.subscription_retrieve(subscription_id=subscription_id)
+        discounts: list[SubscriptionUpdateParamsDiscount] = [{"discount": d} for d in current.discount_ids]
+        discounts.append({"coupon": coupon_id})
         return self._subscription_update(
-            "subscription_cancel_at_period_end", subscription_id, {"cancel_at_period_end": cancel}, idempotency_key
+            "subscription_coupon_add", subscription_id, {"discounts": discounts}, idempotency_key
         )
 
     def subscription_cancel_at_clear(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
@@ -633,6 +656,13 @@ class StripeGateway:
             charged = replace(paid, charge_id=_id(intent.latest_charge))
             mapped = replace(mapped, payments=tuple(charged if p is paid else p for p in mapped.payments))
         return mapped
+
+    def invoice_pay(self, *, invoice_id: str, idempotency_key: str) -> GatewayInvoice:
+        """Try an open invoice's payment again now, with the card that pays it (the subscription's or the
+        customer's default); a decline is CardDeclined. Answers the invoice as it is after the attempt."""
+        v1 = self.client.v1
+        self._call("invoice_pay", lambda: v1.invoices.pay(invoice_id, options={"idempotency_key": idempotency_key}))
+        return self.invoice_retrieve(invoice_id=invoice_id)
 
     # Refunds, portal, webhooks ---------------------------------------------------------------
 

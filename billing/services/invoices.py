@@ -37,7 +37,12 @@ def _tax_rate(invoice: GatewayInvoice) -> Decimal:
 @transaction.atomic
 def invoice_record_paid(*, invoice: GatewayInvoice) -> Purchase | None:
     """A paid invoice becomes one purchase, its receipt and its access grants, exactly once."""
-    if invoice.status != "paid" or invoice.amount_paid <= 0:
+    if invoice.status != "paid":
+        return None
+    Subscription.objects.filter(unpaid_invoice_id=invoice.id).update(
+        unpaid_invoice_id="", unpaid_amount=0, unpaid_invoice_date=None
+    )
+    if invoice.amount_paid <= 0:
         return None
     existing = Purchase.objects.filter(stripe_invoice_id=invoice.id).first()
     if existing:
@@ -94,6 +99,11 @@ def invoice_record_failed(*, invoice: GatewayInvoice) -> None:
             remote=get_gateway().subscription_retrieve(subscription_id=invoice.subscription_id)
         )
         offer_name = subscription.offer.name if subscription.offer else ""
+        if invoice.status == "open":  # still to pay (a late delivery for an invoice paid since finds it paid)
+            subscription.unpaid_invoice_id = invoice.id
+            subscription.unpaid_amount = invoice.amount_due
+            subscription.unpaid_invoice_date = invoice.created or timezone.now()
+            subscription.save(update_fields=["unpaid_invoice_id", "unpaid_amount", "unpaid_invoice_date"])
     audit_record(
         action="payment.failed",
         customer=customer,
@@ -103,6 +113,7 @@ def invoice_record_failed(*, invoice: GatewayInvoice) -> None:
     _email(
         customer=customer,
         kind="payment_failed",
-        key=f"payment_failed:{invoice.id}",
+        # One email per failed attempt: a replayed event re-reads the same attempt count and sends nothing.
+        key=f"payment_failed:{invoice.id}:{invoice.attempt_count}",
         context={"offer_name": offer_name, "amount": invoice.amount_due, "currency": invoice.currency},
     )

@@ -193,9 +193,18 @@ def _lock_subscription(subscription: Subscription) -> Subscription:
 
 @transaction.atomic
 def subscription_cancel(
-    *, subscription: Subscription, by: User | None, at_period_end: bool = True, attempt: str = ""
+    *,
+    subscription: Subscription,
+    by: User | None,
+    at_period_end: bool = True,
+    attempt: str = "",
+    feedback: str = "",
+    comment: str = "",
 ) -> Subscription:
-    """Cancel at the end of the paid period (access kept until then) or, for staff, now (access ends now)."""
+    """Cancel at the end of the paid period (access kept until then) or, for staff, now (access ends now).
+
+    `feedback` (one of Stripe's feedback codes) and `comment` are the customer's reason, sent to Stripe with it.
+    """
     subscription = _lock_subscription(subscription)
     self_service = by is not None and not by.is_staff
     if self_service and not site_settings_get().self_cancel_enabled:
@@ -213,6 +222,8 @@ def subscription_cancel(
             idempotency_key=_key(
                 "subscription-cancel-at-period-end", subscription.stripe_subscription_id, attempt=attempt
             ),
+            feedback=feedback,
+            comment=comment,
         )
     else:
         # Ending is final, so one key per subscription: pressing again replays the first answer.

@@ -28,7 +28,7 @@ from accounts.models import Customer, CustomField, User
 from accounts.resources import CustomerResource
 from accounts.services import PROFILE_FIELDS, CustomerError
 from accounts.social import SOCIAL_FIELDS
-from billing.models import Subscription
+from billing.models import CancellationFeedback, Subscription
 from console import selectors as console_selectors
 from console import services as console_services
 from console.admin.purchases import ReadOnlyInline
@@ -169,6 +169,18 @@ class SubscriptionInline(LatestRowsInline):
         return f"{amount} / {subscription.interval}" if subscription.interval else amount
 
 
+class CancellationFeedbackInline(LatestRowsInline):
+    """What the contact said when they went to cancel (billing.retention), newest first."""
+
+    model = CancellationFeedback
+    fields = ["created_at", "subscription", "reason", "comment", "offer_accepted"]
+    verbose_name_plural = _("cancellation reasons (newest)")
+    newest_first = ("-created_at", "-pk")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("subscription__offer")
+
+
 class AccessInline(LatestRowsInline):
     model = AccessGrant
     fields = ["product", "purchase", "granted_at", "revoked_at", "revoke_reason"]
@@ -302,7 +314,7 @@ class CustomerAdmin(ImportExportModelAdmin):
         "custom_fields_summary",
         "records",
     ]
-    inlines = [PurchaseInline, SubscriptionInline, AccessInline, ReceiptInline]
+    inlines = [PurchaseInline, SubscriptionInline, CancellationFeedbackInline, AccessInline, ReceiptInline]
     actions = ["send_login_email", "send_password_reset"]
     resource_classes = [CustomerResource]
     import_formats = [CSV]

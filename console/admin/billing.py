@@ -6,7 +6,14 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from billing.models import Card, Subscription, WebhookEvent, WebhookStatus
+from billing.models import (
+    CancellationFeedback,
+    Card,
+    RetentionOfferRedemption,
+    Subscription,
+    WebhookEvent,
+    WebhookStatus,
+)
 from billing.webhooks import webhook_event_apply
 from console import staff
 
@@ -31,6 +38,26 @@ class CardAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
     search_fields = ["stripe_payment_method_id", "customer__email", "last4"]
     raw_id_fields = ["customer"]
+
+
+@admin.register(CancellationFeedback)
+class CancellationFeedbackAdmin(ReadOnlyAdmin):
+    """Reasons customers gave on the cancel page; the dashboard counts them."""
+
+    list_display = ["created_at", "customer", "subscription", "reason", "offer_accepted", "comment"]
+    list_filter = ["reason", "offer_accepted"]
+    list_select_related = ["customer", "subscription__offer"]
+    search_fields = ["customer__email", "comment"]
+    raw_id_fields = ["customer", "subscription"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(RetentionOfferRedemption)
+class RetentionOfferRedemptionAdmin(ReadOnlyAdmin):
+    list_display = ["applied_at", "customer", "subscription", "coupon_id"]
+    list_select_related = ["customer", "subscription"]
+    search_fields = ["customer__email", "coupon_id"]
+    raw_id_fields = ["customer", "subscription"]
 
 
 @admin.register(Subscription)

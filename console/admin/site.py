@@ -29,6 +29,8 @@ SITE_SETTINGS_FIELDSETS = [
                 "self_cancel_instructions",
                 "self_pause_enabled",
                 "plan_changes_enabled",
+                "retention_coupon_id",
+                "retention_offer_text",
             ]
         },
     ),

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 LIST_URL = "/admin/accounts/customer/"
 NO_INLINE_FORMS = {
     f"{prefix}-{key}": 0
-    for prefix in ["purchases", "subscriptions", "access_grants", "receipts"]
+    for prefix in ["purchases", "subscriptions", "cancellation_feedback", "access_grants", "receipts"]
     for key in ["TOTAL_FORMS", "INITIAL_FORMS"]
 }
 

@@ -327,3 +327,30 @@ def test_a_change_to_a_yearly_price_is_previewed_then_made_with_its_proration_pa
         idempotency_key=f"change-{uuid.uuid4().hex}",
     )
     assert (changed.price_id, changed.amount, changed.interval) == (yearly, 15000, "year")
+
+
+def test_a_cancellation_keeps_its_reason_and_a_coupon_is_redeemed_beside_the_discounts_there(stripe_gateway):
+    _, subscription = subscribed(stripe_gateway)
+    coupon = f"STAY{uuid.uuid4().hex[:8]}"
+    stripe_gateway.client.v1.coupons.create(
+        params={"id": coupon, "percent_off": 50, "duration": "repeating", "duration_in_months": 3}
+    )
+
+    kept = stripe_gateway.subscription_coupon_add(
+        subscription_id=subscription.id, coupon_id=coupon, idempotency_key="c1"
+    )
+    again = stripe_gateway.subscription_coupon_add(
+        subscription_id=subscription.id, coupon_id=coupon, idempotency_key="c2"
+    )
+    with pytest.raises(NotFound):
+        stripe_gateway.subscription_coupon_add(subscription_id=subscription.id, coupon_id="NOPE", idempotency_key="c3")
+    ending = stripe_gateway.subscription_set_cancel_at_period_end(
+        subscription_id=subscription.id, cancel=True, idempotency_key="c4", feedback="unused", comment="Busy."
+    )
+
+    assert (
+        len(kept.discount_ids) == 1 and again.discount_ids[0] == kept.discount_ids[0] and len(again.discount_ids) == 2
+    )
+    assert ending.cancel_at_period_end and ending.discount_ids == again.discount_ids
+    details = stripe_gateway.client.v1.subscriptions.retrieve(subscription.id).cancellation_details
+    assert (details.feedback, details.comment) == ("unused", "Busy.")

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing.gateways.base import CustomerDetails, DeadlinePassed, TemporarilyUnavailable, payment_deadline
+from billing.gateways.base import (
+    CustomerDetails,
+    DeadlinePassed,
+    InvalidRequest,
+    NotFound,
+    TemporarilyUnavailable,
+    payment_deadline,
+)
 from billing.gateways.stripe import API_VERSION
 
 PAUSE_UNTIL = datetime(2027, 1, 1, tzinfo=UTC)
@@ -147,3 +154,101 @@ def test_a_hanging_stripe_ends_at_the_deadline_retries_included(standin_gateway,
         )
 
     assert (datetime.now(UTC) - started).total_seconds() < 3
+
+
+def test_a_cancellation_carries_the_customers_reason_to_stripe(standin_gateway, standin, member):
+    _, subscription = member
+
+    standin_gateway.subscription_set_cancel_at_period_end(
+        subscription_id=subscription, cancel=True, idempotency_key="k", feedback="too_expensive", comment="Tight."
+    )
+
+    (update,) = standin.requests("POST", f"/v1/subscriptions/{subscription}")
+    assert update.status == 200
+    assert update.params["cancellation_details"] == {"feedback": "too_expensive", "comment": "Tight."}
+    remote = standin.get(subscription)
+    assert remote["cancel_at_period_end"] is True
+    assert (remote["cancellation_details"]["feedback"], remote["cancellation_details"]["comment"]) == (
+        "too_expensive",
+        "Tight.",
+    )
+
+
+def test_a_cancellation_without_a_reason_sends_no_cancellation_details(standin_gateway, standin, member):
+    _, subscription = member
+
+    standin_gateway.subscription_set_cancel_at_period_end(
+        subscription_id=subscription, cancel=True, idempotency_key="k"
+    )
+
+    (update,) = standin.requests("POST", f"/v1/subscriptions/{subscription}")
+    assert "cancellation_details" not in update.params
+
+
+def test_the_retention_coupon_is_added_to_the_discounts_the_subscription_already_has(standin_gateway, standin, member):
+    _, subscription = member
+    standin.coupon_create("LOYAL10", percent_off=10)
+    standin.coupon_create("STAY50")
+    standin_gateway.subscription_coupon_add(subscription_id=subscription, coupon_id="LOYAL10", idempotency_key="k1")
+    (loyal,) = standin.get(subscription)["discounts"]
+
+    kept = standin_gateway.subscription_coupon_add(
+        subscription_id=subscription, coupon_id="STAY50", idempotency_key="k2"
+    )
+
+    discounts = standin.get(subscription)["discounts"]
+    assert discounts[0] == loyal and len(discounts) == 2
+    assert [standin.get(d)["source"]["coupon"] for d in discounts] == ["LOYAL10", "STAY50"]
+    assert kept.discount_ids == tuple(discounts)
+    last = standin.requests("POST", f"/v1/subscriptions/{subscription}")[-1]
+    assert last.params["discounts"] == [{"discount": loyal}, {"coupon": "STAY50"}]
+
+
+def test_a_coupon_replayed_under_its_key_is_redeemed_once(standin_gateway, standin, member):
+    _, subscription = member
+    standin.coupon_create("STAY50")
+    standin.fail(f"/v1/subscriptions/{subscription}$", status=500, times=1, method="POST")
+
+    standin_gateway.subscription_coupon_add(subscription_id=subscription, coupon_id="STAY50", idempotency_key="k")
+
+    assert len(standin.get(subscription)["discounts"]) == 1
+    assert standin.get("STAY50")["times_redeemed"] == 1
+
+
+def test_a_coupon_stripe_does_not_have_or_that_is_used_up_is_refused_and_nothing_is_redeemed(
+    standin_gateway, standin, member
+):
+    _, subscription = member
+    standin.coupon_create("ONCE", max_redemptions=1)
+    standin_gateway.subscription_coupon_add(subscription_id=subscription, coupon_id="ONCE", idempotency_key="k1")
+
+    for coupon, refusal in (("NOPE", NotFound), ("ONCE", InvalidRequest)):
+        with pytest.raises(refusal):
+            standin_gateway.subscription_coupon_add(
+                subscription_id=subscription, coupon_id=coupon, idempotency_key=coupon
+            )
+
+    assert len(standin.get(subscription)["discounts"]) == 1
+
+
+def test_pay_now_retries_the_open_invoice_with_the_default_card_once_under_its_key(standin_gateway, standin, member):
+    _, subscription = member
+    invoice_id = standin.renewal_fail(subscription)
+    failed = standin_gateway.invoice_retrieve(invoice_id=invoice_id)
+    assert (failed.status, failed.attempt_count, failed.amount_due) == ("open", 1, 1500)
+
+    paid = standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k-pay")
+    again = standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k-pay")
+
+    (first, second) = standin.requests("POST", f"/v1/invoices/{invoice_id}/pay")
+    assert first.params == {} and not first.replayed and second.replayed  # no card named: the default pays
+    assert paid.status == again.status == "paid" and paid.attempt_count == 2
+    assert paid.payment_intent_id and paid.charge_id  # the paying attempt, read through its PaymentIntent
+
+
+def test_pay_now_on_a_paid_invoice_is_refused(standin_gateway, standin, member):
+    _, subscription = member
+    invoice_id = standin.get(subscription)["latest_invoice"]
+
+    with pytest.raises(InvalidRequest):
+        standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k")

@@ -888,6 +888,40 @@ class StripeStandin:
             )
             return subscription["id"]
 
+    def coupon_create(self, coupon_id: str, *, percent_off: int = 50, max_redemptions: int | None = None) -> str:
+        """A coupon as the creator makes it in the Dashboard (repeating for 3 months)."""
+        with self._lock:
+            self.objects[coupon_id] = {
+                "id": coupon_id,
+                "object": "coupon",
+                "amount_off": None,
+                "created": self._now(),
+                "currency": None,
+                "duration": "repeating",
+                "duration_in_months": 3,
+                "livemode": False,
+                "max_redemptions": max_redemptions,
+                "metadata": {},
+                "name": None,
+                "percent_off": percent_off,
+                "redeem_by": None,
+                "times_redeemed": 0,
+                "valid": True,
+            }
+            return coupon_id
+
+    def renewal_fail(self, subscription_id: str) -> str:
+        """A renewal whose card was declined, as Stripe's billing cycle makes it: a new open invoice with one
+        failed attempt, and the subscription past due. Returns the invoice id."""
+        with self._lock:
+            subscription = self._get(subscription_id, "subscription")
+            invoice = self._invoice_for(subscription, billing_reason="subscription_cycle")
+            customer = self.objects[subscription["customer"]]
+            method_id = subscription["default_payment_method"] or customer["invoice_settings"]["default_payment_method"]
+            self._payment_attempt(invoice, self.objects[method_id], paid=False)
+            subscription.update(status="past_due", latest_invoice=invoice["id"])
+            return invoice["id"]
+
     def subscription_pause(self, subscription_id: str) -> None:
         """Pause the subscription itself (status paused), as the Dashboard or the pause endpoint would."""
         with self._lock:
@@ -1510,9 +1544,10 @@ class StripeStandin:
         self._only(
             params,
             "cancel_at cancel_at_period_end pause_collection default_payment_method metadata "
-            "description proration_behavior payment_behavior cancellation_details items proration_date",
+            "description proration_behavior payment_behavior cancellation_details items proration_date discounts",
         )
         subscription = self._get(subscription_exposed_id, "subscription")
+        discounts = self._discounts_param(subscription, params["discounts"]) if "discounts" in params else None
         if subscription["status"] == "canceled" and set(params) - {"metadata", "cancellation_details", "expand"}:
             raise StripeApiError(400, "A canceled subscription can only update its cancellation_details and metadata.")
         now = self._now()
@@ -1559,11 +1594,56 @@ class StripeStandin:
             subscription["metadata"] = _metadata(subscription["metadata"], params["metadata"])
         if "description" in params:
             subscription["description"] = params["description"] or None
+        if discounts is not None:
+            subscription["discounts"] = discounts
         if details := params.get("cancellation_details"):
             for name in ("comment", "feedback"):
                 if name in details:
                     subscription["cancellation_details"][name] = details[name] or None
         return subscription
+
+    def _discounts_param(self, subscription: dict, value) -> list[str]:
+        """The subscription's discounts after `discounts=`: a list replaces them all, "" clears them. Each entry
+        names a coupon to redeem (it must exist and have redemptions left) or a discount the subscription has."""
+        if value == "":
+            return []
+        wanted: list[str | dict] = []
+        for index, entry in enumerate(value):
+            prefix = f"discounts[{index}]"
+            self._only(entry, "coupon discount", prefix=prefix)
+            if entry.get("discount"):
+                if entry["discount"] not in subscription["discounts"]:
+                    raise _missing("discount", entry["discount"], f"{prefix}[discount]")
+                wanted.append(entry["discount"])
+            elif entry.get("coupon"):
+                coupon = self._get(entry["coupon"], "coupon", param=f"{prefix}[coupon]")
+                if not coupon["valid"]:
+                    raise StripeApiError(
+                        400, f"Coupon expired: {coupon['id']}", code="coupon_expired", param=f"{prefix}[coupon]"
+                    )
+                wanted.append(coupon)
+            else:
+                raise _required(f"{prefix}[coupon]")
+        # Checked in full before anything is redeemed: a refused request changes nothing.
+        ids = []
+        for item in wanted:
+            if isinstance(item, str):
+                ids.append(item)
+                continue
+            discount_id = self._new_id("di")
+            self.objects[discount_id] = {
+                "id": discount_id,
+                "object": "discount",
+                "customer": subscription["customer"],
+                "source": {"coupon": item["id"], "type": "coupon"},
+                "start": self._now(),
+                "end": None,
+                "subscription": subscription["id"],
+            }
+            item["times_redeemed"] += 1
+            item["valid"] = item["max_redemptions"] is None or item["times_redeemed"] < item["max_redemptions"]
+            ids.append(discount_id)
+        return ids
 
     def _subscription_cancel(self, params: dict, subscription_exposed_id: str) -> dict:
         self._only(params, "invoice_now prorate cancellation_details")

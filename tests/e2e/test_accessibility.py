@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.hub import HubLinkTokenGenerator, hub_link_token
 from billing.gateways.fake import FakeGateway
-from billing.models import Card
+from billing.models import Card, Subscription
 from billing.services import card_set_default, stripe_customer_ensure, subscription_sync
 from portal.services import site_settings_update
 from purchases.services import purchase_record
@@ -219,6 +220,8 @@ def test_customer_pages(themed_page, audit, shopper):
     expect(page.locator("dialog#info-dialog")).to_be_visible()
     expect(field(page.locator("dialog#info-dialog"), "Full name")).to_be_focused()
     audit.check(page, "home, Update my info dialog")
+    # The cancel page at its fullest: the reason form and the retention offer.
+    site_settings_update(data={"retention_coupon_id": "STAY50", "retention_offer_text": "Stay for half price."})
 
     for name, path in [
         ("settings: contact", "/settings/contact/"),
@@ -241,6 +244,13 @@ def test_customer_pages(themed_page, audit, shopper):
         assert response.status == 200, f"{name}: {path} answered {response.status}"
         expect(page.locator("main h1").first).to_be_visible()
         audit.check(page, name)
+    # The billing page with a failed payment to pay (billing.recovery): its panel and "Pay now".
+    Subscription.objects.filter(pk=subscription.pk).update(
+        status="past_due", unpaid_invoice_id="in_audit", unpaid_amount=1500, unpaid_invoice_date=timezone.now()
+    )
+    page.goto("/billing/")
+    expect(page.locator("[data-unpaid]")).to_be_visible()
+    audit.check(page, "billing, a payment failed")
     audit.assert_clean()
 
 

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from accounts.models import Customer
 from billing.gateways.stripe import StripeGateway
-from billing.models import Card, Subscription
+from billing.models import CancellationFeedback, Card, Subscription
 from billing.services import PROCESSOR_DETACHED, card_set_default, stripe_customer_ensure, subscription_sync
 from portal.services import site_settings_update
 from tests.factories import OfferFactory
@@ -277,6 +277,46 @@ def test_self_cancel_at_period_end_then_keep(billing_page, account):
     expect(row.get_by_role("link", name="Cancel", exact=True)).to_be_visible()
     assert stripe_cancels_at_period_end(account) is False
     assert Subscription.objects.get(pk=subscription.pk).cancel_at_period_end is False
+
+
+RETENTION_OFFER = "Stay and get 50% off your next 3 months."
+
+
+def test_leaving_asks_why_offers_to_stay_once_then_cancels_with_the_reason(billing_page, account):
+    page = billing_page
+    subscription = account.subscription
+    coupon = f"STAY{uuid.uuid4().hex[:8]}"  # one localstripe serves the whole session
+    account.gateway.client.v1.coupons.create(
+        params={"id": coupon, "percent_off": 50, "duration": "repeating", "duration_in_months": 3}
+    )
+    site_settings_update(data={"retention_coupon_id": coupon, "retention_offer_text": RETENTION_OFFER})
+    page.goto("/billing/")
+
+    subscription_row(page, subscription).get_by_role("link", name="Cancel", exact=True).click()
+    page.get_by_label("Why are you cancelling?").select_option("too_expensive")
+    page.get_by_label("Anything else you would like to tell us?").fill("Money is tight this year.")
+    expect(page.locator("#retention-offer")).to_contain_text(RETENTION_OFFER)
+    page.get_by_role("button", name="Take the offer and stay").click()
+
+    expect(page).to_have_url(BILLING_URL)
+    expect(page.locator(".message--success")).to_have_text(
+        f"Thank you for staying. Your offer is applied: {RETENTION_OFFER}"
+    )
+    expect(subscription_row(page, subscription).locator(".badge")).to_have_text("Active")
+    remote = account.gateway.client.v1.subscriptions.retrieve(subscription.stripe_subscription_id)
+    assert len(remote.discounts) == 1 and remote.cancel_at_period_end is False
+
+    # The offer is made once: the next time, the page asks why and cancels.
+    subscription_row(page, subscription).get_by_role("link", name="Cancel", exact=True).click()
+    expect(page.locator("#retention-offer")).to_have_count(0)
+    page.get_by_label("Why are you cancelling?").select_option("unused")
+    page.get_by_role("button", name="Cancel at period end").click()
+
+    expect(page.locator(".message--success")).to_contain_text("Your subscription will end on")
+    remote = account.gateway.client.v1.subscriptions.retrieve(subscription.stripe_subscription_id)
+    assert remote.cancel_at_period_end is True and remote.cancellation_details.feedback == "unused"
+    given = CancellationFeedback.objects.filter(customer=account.customer).order_by("pk")
+    assert [(f.reason, f.offer_accepted) for f in given] == [("too_expensive", True), ("unused", False)]
 
 
 def csrf_token(page) -> str:

@@ -37,11 +37,15 @@ BILLING_KINDS = {
         ["Studio membership", "paused", "May 10, 2031"],
     ),
     EmailKind.SUBSCRIPTION_RESUMED: ({"offer_name": "Studio membership"}, ["Studio membership", "active again"]),
+    EmailKind.RETENTION_OFFER_APPLIED: (
+        {"offer_name": "Studio membership", "offer_text": "Half price for 3 months."},
+        ["Studio membership", "Half price for 3 months.", "http://127.0.0.1:8000/billing/"],
+    ),
 }
 ALWAYS_KINDS = {
     EmailKind.PAYMENT_FAILED: (
         {"offer_name": "Studio membership", "amount": 1200, "currency": "gbp"},
-        ["Studio membership", "£12.00", "http://127.0.0.1:8000/billing/cards/new/"],
+        ["Studio membership", "£12.00", "http://127.0.0.1:8000/hub/", "?next=%2Fbilling%2F"],
     ),
     EmailKind.REFUND_ISSUED: (
         {"offer_name": "Glaze Recipes ebook", "amount": 400, "currency": "gbp", "receipt_number": "R-000042"},
@@ -135,6 +139,7 @@ def test_subjects_name_the_event(tokyo_customer):
         EmailKind.SUBSCRIPTION_CANCELED: "Your Studio membership subscription has ended",
         EmailKind.SUBSCRIPTION_PAUSED: "Your Studio membership subscription is paused",
         EmailKind.SUBSCRIPTION_RESUMED: "Your Studio membership subscription has resumed",
+        EmailKind.RETENTION_OFFER_APPLIED: "Your offer on Studio membership is applied",
         EmailKind.PAYMENT_FAILED: "Your payment for Studio membership did not go through",
         EmailKind.REFUND_ISSUED: "Your refund of £4.00 for Glaze Recipes ebook",
         EmailKind.REFUND_FAILED: "Your refund of £4.00 for Glaze Recipes ebook did not go through",
