@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.translation import gettext_lazy as _
 
+from purchases.payment_methods import BRAND_NAMES
+
 
 class Card(models.Model):
     """A card on file: the mirror of one processor PaymentMethod."""
@@ -45,18 +47,6 @@ class Card(models.Model):
     def is_expired(self) -> bool:
         today = timezone.localdate()
         return (self.exp_year, self.exp_month) < (today.year, today.month)
-
-
-BRAND_NAMES = {
-    "amex": "American Express",
-    "diners": "Diners Club",
-    "discover": "Discover",
-    "jcb": "JCB",
-    "mastercard": "Mastercard",
-    "unionpay": "UnionPay",
-    "visa": "Visa",
-    "cartes_bancaires": "Cartes Bancaires",
-}
 
 
 class SubscriptionStatus(models.TextChoices):

@@ -84,9 +84,9 @@ class RenderedEmail:
 # --- queue and deliver ---------------------------------------------------------------------------
 
 
-def email_queue(*, customer: Customer, kind: str, key: str, context: dict | None = None) -> None:
+def email_queue(*, customer: Customer, kind: str, key: str, context: dict | None = None) -> bool:
     """Record the email for this event and send it after the current transaction commits; a key seen
-    before (the same event again) does nothing."""
+    before (the same event again) does nothing. True when it was queued now."""
     if kind not in EmailKind.values:
         raise ValueError(f"Unknown email kind: {kind!r}")
     context = context or {}
@@ -100,8 +100,9 @@ def email_queue(*, customer: Customer, kind: str, key: str, context: dict | None
         if not OutboundEmail.objects.filter(key=key).exists():
             raise
         logger.info("email %s was queued before; not again", key)
-        return
+        return False
     transaction.on_commit(lambda: _enqueue(email.pk), robust=True)
+    return True
 
 
 def email_requeue(*, email: OutboundEmail) -> bool:

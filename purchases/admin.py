@@ -1,10 +1,15 @@
+import uuid
 from functools import partial
 
+from allauth.core import ratelimit
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.selectors import site_settings_get
@@ -12,6 +17,7 @@ from portal.selectors import site_settings_get
 from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
 from .money import format_money
 from .pdf import receipt_filename, receipt_pdf
+from .receipts import RECEIPT_RESEND_ALREADY, RECEIPT_RESEND_RATE_LIMITED, RECEIPT_RESENT, receipt_resend
 from .services import GRANT_PURCHASE_OF_ANOTHER_CUSTOMER, access_grant, access_revoke, purchase_record
 
 
@@ -188,8 +194,14 @@ class AccessGrantAdmin(admin.ModelAdmin):
         self.message_user(request, _("%(count)s grants revoked.") % {"count": len(grants)}, messages.SUCCESS)
 
 
+class ResendForm(forms.Form):
+    # One press of "Resend": fresh in each page shown, so the same press arriving twice sends one email.
+    click = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+
 @admin.register(Receipt)
 class ReceiptAdmin(admin.ModelAdmin):
+    change_form_template = "admin/purchases/receipt/change_form.html"
     list_display = ["number", "customer", "total_display", "issued_at", "billing_name", "pdf_link"]
     search_fields = ["number", "billing_name", "billing_email", "customer__email"]
     list_select_related = ["customer"]
@@ -219,6 +231,7 @@ class ReceiptAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="purchases_receipt_pdf"),
+            path("<int:pk>/resend/", self.admin_site.admin_view(self.resend_view), name="purchases_receipt_resend"),
             *super().get_urls(),
         ]
 
@@ -229,3 +242,39 @@ class ReceiptAdmin(admin.ModelAdmin):
         response = HttpResponse(receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{receipt_filename(receipt)}"'
         return response
+
+    def resend_view(self, request, pk):
+        """Email the receipt to its customer again, after a confirmation page naming the address."""
+        receipt = self.get_object(request, str(pk))
+        if receipt is None or not self.has_view_permission(request, receipt):
+            return HttpResponse(status=404)
+        back = reverse("admin:purchases_receipt_change", args=[pk])
+        form = ResendForm(request.POST or None, initial={"click": uuid.uuid4().hex})
+        if request.method == "POST" and form.is_valid():
+            if not ratelimit.consume(request, action="resend_receipt", key=receipt.number):
+                messages.error(request, RECEIPT_RESEND_RATE_LIMITED)
+            elif receipt_resend(receipt=receipt, by=request.user, click=form.cleaned_data["click"]):
+                email = receipt.customer.user.email
+                messages.success(request, RECEIPT_RESENT % {"number": receipt.number, "email": email})
+            else:
+                messages.info(request, RECEIPT_RESEND_ALREADY % {"number": receipt.number})
+            return redirect(back)
+        from billing.staff import Confirmation  # the console's one confirmation page
+
+        confirmation = Confirmation(
+            title=gettext("Resend receipt %(number)s") % {"number": receipt.number},
+            consequences=[
+                gettext("The receipt email goes again to %(email)s.") % {"email": receipt.customer.user.email}
+            ],
+            button=gettext("Resend receipt"),
+            danger=False,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": confirmation.title,
+            "object": receipt,
+            "confirmation": confirmation,
+            "form": form,
+            "back_url": back,
+        }
+        return TemplateResponse(request, "admin/portal/confirm_action.html", context)

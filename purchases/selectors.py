@@ -5,20 +5,55 @@ from django.http import Http404
 
 from accounts.models import Customer
 
-from .models import AccessGrant, Product, Purchase, Receipt, Refund
+from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
 
 PURCHASES_PER_PAGE = 20
 
 
-def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
+def purchases_for_customer(
+    *, customer: Customer, offer_id: int | None = None, year: int | None = None, receipt_number: str = ""
+) -> QuerySet[Purchase]:
     """The customer's purchases, newest first, each with its offer and, as `receipt_list`, its receipts
-    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts."""
+    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts.
+
+    Narrowed, when asked, to one offer, the purchases of one year (in the active time zone), or those
+    with a receipt whose number contains `receipt_number`."""
     receipts = Receipt.objects.order_by("issued_at", "pk").only("number", "purchase_id", "corrects_id")
+    purchases = Purchase.objects.filter(customer=customer)
+    if offer_id is not None:
+        purchases = purchases.filter(offer_id=offer_id)
+    if year is not None:
+        purchases = purchases.filter(purchased_at__year=year)
+    if receipt_number:
+        numbered = Receipt.objects.filter(purchase=OuterRef("pk"), number__icontains=receipt_number)
+        purchases = purchases.filter(Exists(numbered))
     return (
-        Purchase.objects.filter(customer=customer)
-        .select_related("offer")
+        purchases.select_related("offer")
         .prefetch_related(Prefetch("receipts", queryset=receipts, to_attr="receipt_list"))
         .order_by("-purchased_at", "-pk")
+    )
+
+
+def offers_bought_by_customer(*, customer: Customer) -> QuerySet[Offer]:
+    """The offers the customer bought at least once (for the purchases filter), by name."""
+    bought = Purchase.objects.filter(customer=customer, offer=OuterRef("pk"))
+    return Offer.objects.filter(Exists(bought)).order_by("name", "pk").only("pk", "name")
+
+
+def purchase_years_for_customer(*, customer: Customer) -> list[int]:
+    """The years (active time zone) in which the customer bought something or was issued a receipt,
+    newest first: the purchases filter and the yearly receipt downloads offer these."""
+    return sorted(
+        {day.year for day in Receipt.objects.filter(customer=customer).dates("issued_at", "year")}, reverse=True
+    )
+
+
+def receipts_of_year(*, customer: Customer, year: int) -> QuerySet[Receipt]:
+    """The customer's receipts issued in the year, oldest first, with what their PDF reads."""
+    return (
+        Receipt.objects.filter(customer=customer, issued_at__year=year)
+        .select_related("purchase", "corrects")
+        .order_by("issued_at", "pk")
     )
 
 

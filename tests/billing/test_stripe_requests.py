@@ -147,3 +147,17 @@ def test_a_hanging_stripe_ends_at_the_deadline_retries_included(standin_gateway,
         )
 
     assert (datetime.now(UTC) - started).total_seconds() < 3
+
+
+def test_an_invoice_is_read_with_the_card_its_charge_was_paid_with(standin_gateway, standin, member):
+    _, subscription = member
+    invoice_id = standin.get(subscription)["latest_invoice"]
+
+    invoice = standin_gateway.invoice_retrieve(invoice_id=invoice_id)
+
+    intent, charge = standin.paid_by(invoice_id)
+    card = standin.get(charge)["payment_method_details"]["card"]
+    assert (invoice.card_brand, invoice.card_last4) == (card["brand"], card["last4"])
+    assert invoice.charge_id == charge
+    [read] = standin.requests("GET", f"/v1/payment_intents/{intent}")
+    assert "expand" in read.params  # the charge came expanded with the intent: one call, not two
