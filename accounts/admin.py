@@ -4,6 +4,8 @@ Every change made here goes through accounts.services (and purchases.services), 
 own pages: receipts resync, the Stripe customer follows, and each change is audited.
 """
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -408,6 +410,8 @@ class CustomerAdmin(ImportExportModelAdmin):
             **(extra_context or {}),
             "can_view_as": request.user.has_perm("accounts.view_as_customer"),
             "can_send_login_email": request.user.has_perm("accounts.send_login_email"),
+            "can_export_data": request.user.has_perm("accounts.view_customer"),
+            "can_erase": request.user.has_perm("accounts.delete_customer"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -529,10 +533,21 @@ class CustomerAdmin(ImportExportModelAdmin):
         )
 
     def get_urls(self):
+        from portal import data_rights_admin  # data rights act across the apps: they live above them
+
         def view(function):
             return self.admin_site.admin_view(require_POST(function))
 
+        def data_rights(name, function):
+            return path(
+                f"<int:pk>/{name}/",
+                self.admin_site.admin_view(partial(function, admin_site=self.admin_site)),
+                name=f"accounts_customer_{name.replace('-', '_')}",
+            )
+
         return [
+            data_rights("data-export", data_rights_admin.data_export_view),
+            data_rights("erase", data_rights_admin.erase_view),
             path("<int:pk>/view-as/", view(self.view_as_view), name="accounts_customer_view_as"),
             path("<int:pk>/send-login-email/", view(self.send_login_email_view), name="accounts_customer_login_email"),
             path(

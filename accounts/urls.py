@@ -1,5 +1,7 @@
 from django.urls import path
 
+from portal import data_rights_views
+
 from . import views
 
 app_name = "accounts"
@@ -11,6 +13,10 @@ urlpatterns = [
     path("settings/profile/avatar/remove/", views.avatar_remove, name="avatar_remove"),
     path("settings/social/", views.social, name="social"),
     path("settings/password/", views.password, name="password"),
+    # The data page acts across apps (receipts, the processor): its views live above them, in portal.
+    path("settings/data/", data_rights_views.data, name="data"),
+    path("settings/data/export/", data_rights_views.data_export, name="data_export"),
+    path("settings/data/delete/", data_rights_views.account_delete, name="account_delete"),
     path("directory/", views.directory, name="directory"),
     path("hub/new-link/", views.hub_request, name="hub_request"),
     path("hub/continue/", views.hub_continue, name="hub_continue"),

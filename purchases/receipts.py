@@ -54,15 +54,21 @@ class _Sink:
         return data
 
 
-def receipts_zip_stream(*, receipts: Iterable[Receipt], site) -> Iterator[bytes]:
-    """The receipts' PDFs as a ZIP, yielded file by file: one PDF in memory at a time, however many.
+def receipts_zip_stream(
+    *, receipts: Iterable[Receipt], site, folder: str = "", first_files: Iterable[tuple[str, bytes]] = ()
+) -> Iterator[bytes]:
+    """The receipts' PDFs (in `folder`, after `first_files`) as a ZIP, yielded file by file: one PDF in
+    memory at a time, however many.
 
-    PDFs are compressed already, so the files are stored, not deflated again."""
+    PDFs are compressed already, so they are stored, not deflated again; other files are deflated."""
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
+        for name, data in first_files:
+            archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            yield sink.take()
         for receipt in receipts:
             info = zipfile.ZipInfo(
-                receipt_filename(receipt), date_time=timezone.localtime(receipt.issued_at).timetuple()[:6]
+                folder + receipt_filename(receipt), date_time=timezone.localtime(receipt.issued_at).timetuple()[:6]
             )
             archive.writestr(info, receipt_pdf(receipt=receipt, site=site))
             yield sink.take()

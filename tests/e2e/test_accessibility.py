@@ -212,9 +212,11 @@ def test_customer_pages(themed_page, audit, shopper):
         ("settings: email", "/accounts/email/"),
         ("settings: two-factor", "/accounts/2fa/"),
         ("settings: sessions", "/accounts/sessions/"),
+        ("settings: your data", "/settings/data/"),
         ("billing", "/billing/"),
         ("cancel subscription", f"/billing/subscriptions/{subscription.pk}/cancel/"),
         ("purchases", "/purchases/"),
+        ("purchases: searched", "/purchases/?year=2000&number=R"),
         ("receipt", f"/purchases/receipts/{receipt.number}/"),
         ("directory", "/directory/"),
     ]:
