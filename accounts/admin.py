@@ -316,6 +316,11 @@ class CustomerAdmin(ImportExportModelAdmin):
     def get_changelist(self, request, **kwargs):
         return ContactChangeList
 
+    def get_queryset(self, request):
+        """Customers only: the creator's and support staff's own records are not contacts (list, search,
+        export and the contact pages alike)."""
+        return super().get_queryset(request).filter(user__is_staff=False)
+
     def _custom_fields(self, request) -> list[CustomField]:
         """The custom field definitions, read once per request (the form and the fieldsets both need them)."""
         if not hasattr(request, "_portal_custom_fields"):
@@ -497,7 +502,8 @@ class CustomerAdmin(ImportExportModelAdmin):
         return request.user.has_perm("accounts.add_customer") and request.user.has_perm("accounts.change_customer")
 
     def has_export_permission(self, request):
-        return request.user.has_perm("accounts.change_customer")
+        # All contacts at once is the creator's: support staff correct one contact at a time.
+        return request.user.has_perm("accounts.add_customer") and request.user.has_perm("accounts.change_customer")
 
     def get_import_data_kwargs(self, **kwargs):
         # One bad row stops the whole file, at confirmation too: nothing is ever half-imported.

@@ -5,6 +5,8 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from purchases.money import format_money
+
 from . import staff
 from .models import Card, Subscription, WebhookEvent, WebhookStatus
 from .webhooks import webhook_event_apply
@@ -36,7 +38,7 @@ class CardAdmin(ReadOnlyAdmin):
 class SubscriptionAdmin(ReadOnlyAdmin):
     change_form_template = "admin/billing/subscription/change_form.html"
 
-    list_display = ["__str__", "customer", "status", "amount", "currency", "current_period_end", "cancel_at_period_end"]
+    list_display = ["__str__", "customer", "status", "amount_display", "current_period_end", "cancel_at_period_end"]
     list_filter = ["status", "cancel_at_period_end", "paused"]
     list_select_related = ["customer", "offer"]
     search_fields = ["stripe_subscription_id", "customer__email"]
@@ -52,6 +54,17 @@ class SubscriptionAdmin(ReadOnlyAdmin):
             )
             for action in staff.SUBSCRIPTION_ACTIONS
         ] + super().get_urls()
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, subscription):
+        return format_money(subscription.amount, subscription.currency)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [field.name for field in self.model._meta.fields if field.name not in ("amount", "currency")]
+        return ["amount_display", *fields]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         context["can_act"] = request.user.has_perm("billing.change_subscription")

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.selectors import site_settings_get
 
 from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
-from .money import format_money
+from .money import format_money, to_major, to_minor
 from .pdf import receipt_filename, receipt_pdf
 from .receipts import RECEIPT_RESEND_ALREADY, RECEIPT_RESEND_RATE_LIMITED, RECEIPT_RESENT, receipt_resend
 from .services import GRANT_PURCHASE_OF_ANOTHER_CUSTOMER, access_grant, access_revoke, purchase_record
@@ -29,14 +29,73 @@ class ProductAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
+TOO_MANY_DECIMALS = _("Too many decimal places for this currency.")
+
+
+class OfferForm(forms.ModelForm):
+    """The price typed as money (49.00), kept as minor units (4900) in the offer's currency."""
+
+    price = forms.DecimalField(
+        label=_("price"), min_value=0, decimal_places=3, help_text=_("Per payment, in the offer's currency: 49.00.")
+    )
+
+    class Meta:
+        model = Offer
+        fields = ["name", "kind", "currency", "interval", "installments", "products", "stripe_price_id", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["price"].initial = to_major(self.instance.price_amount, self.instance.currency)
+
+    def clean(self):
+        cleaned = super().clean()
+        price, currency = cleaned.get("price"), cleaned.get("currency")
+        if price is not None and currency:
+            try:
+                self.instance.price_amount = to_minor(price, currency)
+            except ValueError:
+                self.add_error("price", TOO_MANY_DECIMALS)
+        return cleaned
+
+
+class PurchaseAddForm(forms.ModelForm):
+    """A sale entered by hand: the amount typed as money in the offer's currency (empty: the offer's price)."""
+
+    amount = forms.DecimalField(
+        label=_("amount"),
+        required=False,
+        min_value=0,
+        decimal_places=3,
+        help_text=_("In the offer's currency, e.g. 49.00; empty for the offer's price."),
+    )
+
+    class Meta:
+        model = Purchase
+        fields = ["customer", "offer", "purchased_at"]
+
+    def clean(self):
+        cleaned = super().clean()
+        amount, offer = cleaned.get("amount"), cleaned.get("offer")
+        if amount is not None and offer is not None:
+            try:
+                cleaned["amount"] = to_minor(amount, offer.currency)
+            except ValueError:
+                self.add_error("amount", TOO_MANY_DECIMALS)
+        return cleaned
+
+
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
+    form = OfferForm
+    fields = ["name", "kind", "price", "currency", "interval", "installments"]
+    fields += ["products", "stripe_price_id", "is_active"]
     list_display = ["name", "kind", "price", "interval", "installments", "is_active"]
     list_filter = ["kind", "is_active", "currency"]
     search_fields = ["name", "stripe_price_id"]
     filter_horizontal = ["products"]
 
-    @admin.display(description=_("price"))
+    @admin.display(description=_("price"), ordering="price_amount")
     def price(self, offer):
         return format_money(offer.price_amount, offer.currency)
 
@@ -57,8 +116,12 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ReceiptInline(ReadOnlyInline):
     model = Receipt
-    fields = ["number", "issued_at", "total", "billing_name", "corrects"]
+    fields = ["number", "issued_at", "total_display", "billing_name", "corrects"]
     show_change_link = True
+
+    @admin.display(description=_("total"))
+    def total_display(self, receipt):
+        return format_money(receipt.total, receipt.currency)
 
 
 class AccessGrantInline(ReadOnlyInline):
@@ -69,8 +132,7 @@ class AccessGrantInline(ReadOnlyInline):
 class RefundInline(ReadOnlyInline):
     model = Refund
     fields = [
-        "amount",
-        "currency",
+        "amount_display",
         "status",
         "failure_reason",
         "reason",
@@ -78,6 +140,10 @@ class RefundInline(ReadOnlyInline):
         "created_by",
         "stripe_refund_id",
     ]
+
+    @admin.display(description=_("amount"))
+    def amount_display(self, refund):
+        return format_money(refund.amount, refund.currency)
 
 
 @admin.register(Purchase)
@@ -117,17 +183,26 @@ class PurchaseAdmin(admin.ModelAdmin):
         )
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
+    # Shown as money in place of the minor-unit columns.
+    MONEY_FIELDS = {"amount": "amount_display", "amount_refunded": "refunded_display"}
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = PurchaseAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
     def get_fields(self, request, obj=None):
         if obj is None:  # recording a sale by hand: who bought which offer, for how much, when
             return ["customer", "offer", "amount", "purchased_at"]
-        return super().get_fields(request, obj)
+        return [self.MONEY_FIELDS.get(name, name) for name in super().get_fields(request, obj)]
 
     def get_readonly_fields(self, request, obj=None):
         """A recorded sale is a financial record: changed only through the actions (refund, revoke,
         cancel), which go through the services, so receipts, access and the audit trail follow."""
         if obj is None:
             return super().get_readonly_fields(request, obj)
-        return [field.name for field in self.model._meta.fields]
+        fields = [field.name for field in self.model._meta.fields]
+        return [self.MONEY_FIELDS.get(name, name) for name in fields if name != "currency"]
 
     def get_changeform_initial_data(self, request):
         return {"amount": None}
@@ -149,6 +224,10 @@ class PurchaseAdmin(admin.ModelAdmin):
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, purchase):
         return format_money(purchase.amount, purchase.currency)
+
+    @admin.display(description=_("refunded"))
+    def refunded_display(self, purchase):
+        return format_money(purchase.amount_refunded, purchase.currency)
 
 
 class AccessGrantForm(forms.ModelForm):
