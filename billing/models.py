@@ -60,6 +60,10 @@ class SubscriptionStatus(models.TextChoices):
     UNPAID = "unpaid", _("Unpaid")
 
 
+# A subscription's billing interval as Stripe names it, in the reader's language ("/ Monat").
+INTERVAL_LABELS = {"day": _("day"), "week": _("week"), "month": _("month"), "year": _("year")}
+
+
 # Statuses in which the processor will still charge the customer's card.
 LIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
 
@@ -106,6 +110,10 @@ class Subscription(models.Model):
 
     def __str__(self):
         return f"{self.offer or self.stripe_price_id} ({self.get_status_display()})"
+
+    @property
+    def interval_label(self) -> str:
+        return str(INTERVAL_LABELS.get(self.interval, self.interval))
 
     @property
     def is_live(self) -> bool:

@@ -24,7 +24,7 @@ def redis_cache(location: str) -> dict:
             "BACKEND": "portal.cache.FailOpenRedisCache",
             "LOCATION": location,
             "OPTIONS": {"socket_connect_timeout": TIMEOUT, "socket_timeout": TIMEOUT, "RETRY_SECONDS": 30},
-        }
+        },
     }
 
 
