@@ -74,6 +74,9 @@ ALLAUTH_SIE = (
     gettext_noop("You are about to deactivate authenticator app based authentication. Are you sure?"),
 )
 
+# django.contrib.sessions' German says "Sessions" and, installed before allauth, wins over allauth's "Sitzungen".
+SHADOWED = (gettext_noop("Sessions"),)
+
 ALLAUTH_E_MAIL = (
     gettext_noop("Email Address"),
     gettext_noop("Change Email"),

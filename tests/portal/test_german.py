@@ -166,3 +166,4 @@ def test_german_pages_and_emails_say_sie_e_mail_and_per_monat(german_shopper):
         if re.search(r"\b(?:Email|E-mail|eMail)\b", text)
     } == {}
     assert "/ Monat" in pages["billing"]
+    assert "Sitzungen" in pages["sessions"] and "Sessions" not in pages["sessions"]
