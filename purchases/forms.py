@@ -11,7 +11,7 @@ class PurchaseFilterForm(forms.Form):
 
     def __init__(self, *args, offers, years, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["offer"].choices = [("", _("All offers")), *((offer.pk, offer.name) for offer in offers)]
+        self.fields["offer"].choices = [("", _("All offers")), *offers]
         self.fields["year"].choices = [("", _("All years")), *((year, str(year)) for year in years)]
 
     @property

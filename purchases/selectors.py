@@ -1,11 +1,12 @@
 """Reads for the purchases pages: each costs the same number of queries for 1 or 1,000 rows."""
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models.functions import ExtractYear
 from django.http import Http404
 
 from accounts.models import Customer
 
-from .models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
+from .models import AccessGrant, Product, Purchase, Receipt, Refund
 
 PURCHASES_PER_PAGE = 20
 
@@ -34,18 +35,22 @@ def purchases_for_customer(
     )
 
 
-def offers_bought_by_customer(*, customer: Customer) -> QuerySet[Offer]:
-    """The offers the customer bought at least once (for the purchases filter), by name."""
-    bought = Purchase.objects.filter(customer=customer, offer=OuterRef("pk"))
-    return Offer.objects.filter(Exists(bought)).order_by("name", "pk").only("pk", "name")
-
-
-def purchase_years_for_customer(*, customer: Customer) -> list[int]:
-    """The years (active time zone) in which the customer bought something or was issued a receipt,
-    newest first: the purchases filter and the yearly receipt downloads offer these."""
-    return sorted(
-        {day.year for day in Receipt.objects.filter(customer=customer).dates("issued_at", "year")}, reverse=True
+def purchase_facets(*, customer: Customer) -> tuple[list[tuple[int, str]], list[int]]:
+    """What the customer's purchases can be searched by, in one query: the offers bought (by name) and
+    the years bought in (active time zone, newest first; a year's receipts are issued with its sales)."""
+    rows = (
+        Purchase.objects.filter(customer=customer)
+        .annotate(year=ExtractYear("purchased_at"))
+        .order_by()
+        .values_list("offer_id", "offer__name", "year")
+        .distinct()
     )
+    offers: dict[int, str] = {}
+    years: set[int] = set()
+    for offer_id, name, year in rows:
+        offers[offer_id] = name
+        years.add(year)
+    return sorted(offers.items(), key=lambda item: (item[1], item[0])), sorted(years, reverse=True)
 
 
 def receipts_of_year(*, customer: Customer, year: int) -> QuerySet[Receipt]:

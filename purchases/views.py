@@ -30,8 +30,8 @@ from .services import PurchaseError, receipt_issue_correction
 @login_required
 def index(request):
     customer = customer_get_or_create(user=request.user)
-    years = selectors.purchase_years_for_customer(customer=customer)
-    form = PurchaseFilterForm(request.GET, offers=selectors.offers_bought_by_customer(customer=customer), years=years)
+    offers, years = selectors.purchase_facets(customer=customer)
+    form = PurchaseFilterForm(request.GET, offers=offers, years=years)
     filters = form.filters
     page = Paginator(
         selectors.purchases_for_customer(customer=customer, **filters), selectors.PURCHASES_PER_PAGE

@@ -15,9 +15,9 @@ from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFacto
 
 pytestmark = pytest.mark.django_db
 
-# session, user+customer, receipt years, offers bought, purchase count, site settings, products,
+# session, user+customer, offers and years bought, purchase count, site settings, products,
 # purchases page, their receipts: a search costs what the plain page costs.
-SEARCH_QUERIES = 9
+SEARCH_QUERIES = 8
 
 
 def rows(html):
