@@ -266,6 +266,8 @@ def test_admin_pages(themed_page, audit, fake_gateway, transactional_db):
         ("admin: contact", f"/admin/accounts/customer/{buyer.pk}/change/"),
         ("admin: purchase", f"/admin/purchases/purchase/{purchase.pk}/change/"),
         ("admin: refund confirm", f"/admin/purchases/purchase/{purchase.pk}/refund/"),
+        ("admin: resend receipt confirm", f"/admin/purchases/receipt/{purchase.receipts.get().pk}/resend/"),
+        ("admin: erase account confirm", f"/admin/accounts/customer/{buyer.pk}/erase/"),
     ]:
         response = page.goto(path)
         assert response.status == 200, f"{name}: {path} answered {response.status}"
