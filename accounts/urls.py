@@ -11,6 +11,7 @@ urlpatterns = [
     path("settings/profile/avatar/remove/", views.avatar_remove, name="avatar_remove"),
     path("settings/social/", views.social, name="social"),
     path("settings/password/", views.password, name="password"),
+    # The data page acts across apps (receipts, the processor): its views live above them, in portal.
     path("directory/", views.directory, name="directory"),
     path("hub/new-link/", views.hub_request, name="hub_request"),
     path("hub/continue/", views.hub_continue, name="hub_continue"),

@@ -115,6 +115,8 @@ def pages(receipt_number: str) -> list[Page]:
         Page("/settings/password/", "/settings/password/", 0.13),
         Page("/billing/", "/billing/", 0.13),
         Page("/purchases/ (200 purchases)", "/purchases/", 0.06),
+        Page("/purchases/ searched", "/purchases/?number=R-&year=2026", 0.06),
+        Page("/settings/data/", "/settings/data/", 0.13),
         Page("receipt page", receipt, 0.06),
         Page("receipt PDF", f"{receipt}pdf/", 0.05),
         Page("webhook (signed event)", "/stripe/webhook/", None, signed_in=False, webhook=True, customer_page=False),

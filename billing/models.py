@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.translation import gettext_lazy as _
 
+from purchases.payment_methods import BRAND_NAMES
+
 
 class Card(models.Model):
     """A card on file: the mirror of one processor PaymentMethod."""
@@ -47,18 +49,6 @@ class Card(models.Model):
         return (self.exp_year, self.exp_month) < (today.year, today.month)
 
 
-BRAND_NAMES = {
-    "amex": "American Express",
-    "diners": "Diners Club",
-    "discover": "Discover",
-    "jcb": "JCB",
-    "mastercard": "Mastercard",
-    "unionpay": "UnionPay",
-    "visa": "Visa",
-    "cartes_bancaires": "Cartes Bancaires",
-}
-
-
 class SubscriptionStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     TRIALING = "trialing", _("Trialing")
@@ -68,6 +58,10 @@ class SubscriptionStatus(models.TextChoices):
     INCOMPLETE = "incomplete", _("Incomplete")
     INCOMPLETE_EXPIRED = "incomplete_expired", _("Expired")
     UNPAID = "unpaid", _("Unpaid")
+
+
+# A subscription's billing interval as Stripe names it, in the reader's language ("/ Monat").
+INTERVAL_LABELS = {"day": _("day"), "week": _("week"), "month": _("month"), "year": _("year")}
 
 
 # Statuses in which the processor will still charge the customer's card.
@@ -123,6 +117,10 @@ class Subscription(models.Model):
 
     def __str__(self):
         return f"{self.offer or self.stripe_price_id} ({self.get_status_display()})"
+
+    @property
+    def interval_label(self) -> str:
+        return str(INTERVAL_LABELS.get(self.interval, self.interval))
 
     @property
     def is_live(self) -> bool:

@@ -48,6 +48,25 @@ class RevenueChart:
 
 
 @dataclass(frozen=True)
+class ChurnMonth:
+    month: date
+    active_at_start: int
+    cancelled: int
+    rate: Decimal | None  # per cent of the subscriptions live at the month's start; None when there were none
+    x: int
+    y: int
+    height: int
+
+
+@dataclass(frozen=True)
+class CancellationReasons:
+    """Why customers cancelled in the last twelve months, when subscriptions keep a reason."""
+
+    counts: list[tuple[str, int]]  # (reason as shown, how many), most given first
+    feedback: list[tuple[datetime, str]]  # the latest words customers left, newest first
+
+
+@dataclass(frozen=True)
 class Dashboard:
     active_subscriptions: int
     mrr: list[tuple[str, int]]  # (currency, minor units a month), largest first
@@ -58,6 +77,9 @@ class Dashboard:
     # for the retention offer instead.
     cancellation_reasons: list[tuple[str, int]] = field(default_factory=list)
     retention_offers_taken: int = 0
+    mrr_charts: list[RevenueChart] = field(default_factory=list)  # MRR at each month's end, per currency
+    churn: list[ChurnMonth] = field(default_factory=list)
+    reasons: CancellationReasons | None = None  # the twelve months' reasons and the latest words
     window_days: int = DASHBOARD_WINDOW_DAYS
 
 
@@ -117,6 +139,7 @@ def dashboard_metrics(*, now: datetime | None = None) -> Dashboard:
             )
         charts.append(RevenueChart(currency=currency, bars=bars, total=sum(totals.values())))
     charts.sort(key=lambda chart: -chart.total)
+    mrr_charts, churn = subscription_history(months=months, now=now)
     return Dashboard(
         active_subscriptions=active_count,
         mrr=sorted(((c, int(amount.to_integral_value())) for c, amount in mrr.items()), key=lambda pair: -pair[1]),
@@ -125,6 +148,9 @@ def dashboard_metrics(*, now: datetime | None = None) -> Dashboard:
         charts=charts,
         cancellation_reasons=reasons,
         retention_offers_taken=offers_taken,
+        mrr_charts=mrr_charts,
+        churn=churn,
+        reasons=cancellation_reasons(since=first, until=now),
     )
 
 
@@ -233,3 +259,86 @@ def unverified_signups(*, joined_before) -> QuerySet[User]:
         .exclude(Exists(AccessGrant.objects.filter(customer__user=OuterRef("pk"))))
         .order_by("pk")
     )
+
+
+def _bars(months: list[date], amounts: list[int]) -> list[MonthBar]:
+    tallest = max(amounts, default=0) or 1
+    bars = []
+    for index, (month, amount) in enumerate(zip(months, amounts, strict=True)):
+        height = round(max(amount, 0) * PLOT_HEIGHT / tallest)
+        bars.append(
+            MonthBar(month=month, amount=amount, x=index * BAR_STEP, y=PLOT_TOP + PLOT_HEIGHT - height, height=height)
+        )
+    return bars
+
+
+# Subscriptions that never started (the first payment failed) count neither for MRR nor for churn.
+NEVER_STARTED = (SubscriptionStatus.INCOMPLETE, SubscriptionStatus.INCOMPLETE_EXPIRED)
+
+
+def subscription_history(*, months: list[date], now: datetime) -> tuple[list[RevenueChart], list[ChurnMonth]]:
+    """MRR at the end of each month (now, for this one) per currency, and each month's churn: cancellations
+    over the subscriptions live at its start. One query; read from the mirror's own dates (created here,
+    cancelled), so it starts when the portal started mirroring."""
+    starts = [timezone.make_aware(datetime.combine(month, time.min)) for month in months]
+    ends = [*starts[1:], now]
+    rows = list(
+        Subscription.objects.filter(created_at__lte=now)
+        .exclude(status__in=NEVER_STARTED)
+        .exclude(canceled_at__lt=starts[0])
+        .values_list("currency", "interval", "amount", "created_at", "canceled_at")
+    )
+
+    def live_at(moment: datetime, created: datetime, canceled: datetime | None) -> bool:
+        return created <= moment and (canceled is None or canceled > moment)
+
+    by_currency: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(months))
+    for currency, interval, amount, created, canceled in rows:
+        monthly = amount * MONTHLY_FACTOR.get(interval, Decimal(0))
+        for index, end in enumerate(ends):
+            if live_at(end, created, canceled):
+                by_currency[currency][index] += monthly
+    mrr_charts = []
+    for currency, totals in by_currency.items():
+        amounts = [int(total.to_integral_value()) for total in totals]
+        mrr_charts.append(RevenueChart(currency=currency, bars=_bars(months, amounts), total=amounts[-1]))
+    mrr_charts.sort(key=lambda chart: -chart.total)
+
+    churn = []
+    rates = []
+    for start, end in zip(starts, ends, strict=True):
+        active = sum(1 for _, _, _, created, canceled in rows if live_at(start, created, canceled))
+        cancelled = sum(1 for *_, canceled in rows if canceled is not None and start <= canceled < end)
+        rates.append((Decimal(cancelled * 100) / active).quantize(Decimal("0.1")) if active else None)
+        churn.append((start.date(), active, cancelled))
+    tallest = max((rate for rate in rates if rate is not None), default=Decimal(0)) or Decimal(1)
+    months_churn = []
+    for index, ((month, active, cancelled), rate) in enumerate(zip(churn, rates, strict=True)):
+        height = round((rate or 0) * PLOT_HEIGHT / tallest)
+        months_churn.append(
+            ChurnMonth(
+                month=month,
+                active_at_start=active,
+                cancelled=cancelled,
+                rate=rate,
+                x=index * BAR_STEP,
+                y=PLOT_TOP + PLOT_HEIGHT - height,
+                height=height,
+            )
+        )
+    return mrr_charts, months_churn
+
+
+CANCELLATION_FEEDBACK_SHOWN = 5
+
+
+def cancellation_reasons(*, since: datetime, until: datetime) -> CancellationReasons:
+    """The reasons customers gave for cancelling in that time, counted, and the latest words they left."""
+    counts, _ = cancellation_reasons_count(since=since, until=until)
+    feedback = list(
+        CancellationFeedback.objects.filter(created_at__gte=since, created_at__lte=until, offer_accepted=False)
+        .exclude(comment="")
+        .order_by("-created_at")
+        .values_list("created_at", "comment")[:CANCELLATION_FEEDBACK_SHOWN]
+    )
+    return CancellationReasons(counts=counts, feedback=feedback)

@@ -4,6 +4,7 @@ from django.utils.choices import CallableChoiceIterator
 from django.utils.safestring import mark_safe
 from django.utils.timezone import get_current_timezone_name
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
 
 class PortalFormRenderer(TemplatesSetting):
@@ -171,3 +172,24 @@ def form_fragment_key(form) -> str:
             return ""
         keys.append(key)
     return "\n".join(keys)
+class AccountDeleteForm(forms.Form):
+    """Deleting one's account: the password again (when the account has one) and a plain confirmation."""
+
+    password = forms.CharField(
+        label=_("Your password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+    confirm = forms.BooleanField(
+        label=_("I understand that my account and personal data are erased and this cannot be undone."),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if not user.has_usable_password():
+            del self.fields["password"]  # signed in by emailed code: allauth's re-authentication asked instead
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError(_("That is not your password."), code="password_incorrect")
+        return password

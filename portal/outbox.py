@@ -41,9 +41,9 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
 }
 
 
-def email_queue(*, customer, kind: str, key: str, context: dict | None = None) -> None:
+def email_queue(*, customer, kind: str, key: str, context: dict | None = None) -> bool:
     """Record the email for this event and send it after the current transaction commits; a key seen
-    before (the same event again) does nothing."""
+    before (the same event again) does nothing. True when it was queued now."""
     if kind not in EmailKind.values:
         raise ValueError(f"Unknown email kind: {kind!r}")
     context = context or {}
@@ -57,8 +57,9 @@ def email_queue(*, customer, kind: str, key: str, context: dict | None = None) -
         if not OutboundEmail.objects.filter(key=key).exists():
             raise
         logger.info("email %s was queued before; not again", key)
-        return
+        return False
     transaction.on_commit(lambda: email_queued.send(sender=OutboundEmail, email_id=email.pk), robust=True)
+    return True
 
 
 def email_from_address() -> str:

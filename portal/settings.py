@@ -303,6 +303,8 @@ ACCOUNT_RATE_LIMITS = {
     "upload_avatar": "10/10m/user,20/10m/ip",
     "upload_logo": "10/10m/user,20/10m/ip",
     "change_phone": "1/m/user",
+    # Our own: "email me this receipt" (customers) and "resend receipt" (staff), per receipt and per person.
+    "resend_receipt": "3/10m/key,20/d/user",
     "reauthenticate": "10/m/user",
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

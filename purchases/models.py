@@ -6,6 +6,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .payment_methods import card_brand_name
+
 # Money is an integer amount in the currency's minor unit plus an ISO 4217 code (lower case, as Stripe).
 
 
@@ -106,6 +108,10 @@ class Purchase(models.Model):
     stripe_payment_intent_id = models.CharField(_("Stripe payment"), max_length=64, blank=True)
     stripe_charge_id = models.CharField(_("Stripe charge"), max_length=64, blank=True, db_index=True)
     stripe_subscription_id = models.CharField(_("Stripe subscription"), max_length=64, blank=True, db_index=True)
+    # The card that paid, as the processor's charge recorded it when the purchase was recorded; empty
+    # for purchases recorded by hand, other payment methods, or before this was kept.
+    card_brand = models.CharField(_("card brand"), max_length=20, blank=True)
+    card_last4 = models.CharField(_("card last 4"), max_length=4, blank=True)
 
     class Meta:
         verbose_name = _("purchase")
@@ -130,6 +136,14 @@ class Purchase(models.Model):
     @property
     def amount_remaining(self) -> int:
         return self.amount - self.amount_refunded
+
+    @property
+    def payment_method_display(self) -> str:
+        """The card that paid, "Visa •••• 4242", or "" when not known."""
+        if not self.card_last4:
+            return ""
+        brand = card_brand_name(self.card_brand) or str(_("Card"))
+        return f"{brand} •••• {self.card_last4}"
 
     @property
     def status_label(self) -> str:
@@ -258,6 +272,11 @@ class Receipt(models.Model):
     def tax_rate_display(self) -> str:
         """The tax rate without trailing zeros: 20, 7.5."""
         return f"{self.tax_rate.normalize():f}"
+
+    @property
+    def net_total(self) -> int:
+        """What the receipt's payment still amounts to after the refunds counted on its purchase."""
+        return self.total - self.purchase.amount_refunded
 
     @property
     def billing_address_lines(self) -> list[str]:

@@ -154,11 +154,18 @@ def _layout(*, receipt: Receipt, site, left: float, right: float, top: float) ->
         else:
             continue  # a refund that did not go through returned nothing
         totals.append((label, -refund.amount, False))
+    if receipt.purchase.amount_refunded:
+        totals.append((_("Net after refunds"), receipt.net_total, True))
     y -= 4 * mm
     for label, amount, bold in totals:
         y -= 6 * mm
         texts.append(_Text(right - 45 * mm, y, label, 10, bold=bold, align_right=True))
         texts.append(_Text(right, y, format_money(amount, receipt.currency), 10, bold=bold, align_right=True))
+
+    y -= 10 * mm
+    method = receipt.purchase.payment_method_display
+    paid = _("Paid with %(method)s") % {"method": method} if method else _("Paid")
+    texts.append(_Text(left, y, paid, 10, bold=True))
 
     thanks = _("Thank you for your purchase. %(business)s") % {"business": site.business_name}
     texts.append(_Text(left, 15 * mm, thanks, 8))

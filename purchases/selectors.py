@@ -1,6 +1,7 @@
 """Reads for the purchases pages: each costs the same number of queries for 1 or 1,000 rows."""
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models.functions import ExtractYear
 from django.http import Http404
 
 from accounts.models import Customer
@@ -10,15 +11,54 @@ from .models import AccessGrant, Product, Purchase, Receipt, Refund
 PURCHASES_PER_PAGE = 20
 
 
-def purchases_for_customer(*, customer: Customer) -> QuerySet[Purchase]:
+def purchases_for_customer(
+    *, customer: Customer, offer_id: int | None = None, year: int | None = None, receipt_number: str = ""
+) -> QuerySet[Purchase]:
     """The customer's purchases, newest first, each with its offer and, as `receipt_list`, its receipts
-    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts."""
+    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts.
+
+    Narrowed, when asked, to one offer, the purchases of one year (in the active time zone), or those
+    with a receipt whose number contains `receipt_number`."""
     receipts = Receipt.objects.order_by("issued_at", "pk").only("number", "purchase_id", "corrects_id")
+    purchases = Purchase.objects.filter(customer=customer)
+    if offer_id is not None:
+        purchases = purchases.filter(offer_id=offer_id)
+    if year is not None:
+        purchases = purchases.filter(purchased_at__year=year)
+    if receipt_number:
+        numbered = Receipt.objects.filter(purchase=OuterRef("pk"), number__icontains=receipt_number)
+        purchases = purchases.filter(Exists(numbered))
     return (
-        Purchase.objects.filter(customer=customer)
-        .select_related("offer")
+        purchases.select_related("offer")
         .prefetch_related(Prefetch("receipts", queryset=receipts, to_attr="receipt_list"))
         .order_by("-purchased_at", "-pk")
+    )
+
+
+def purchase_facets(*, customer: Customer) -> tuple[list[tuple[int, str]], list[int]]:
+    """What the customer's purchases can be searched by, in one query: the offers bought (by name) and
+    the years bought in (active time zone, newest first; a year's receipts are issued with its sales)."""
+    rows = (
+        Purchase.objects.filter(customer=customer)
+        .annotate(year=ExtractYear("purchased_at"))
+        .order_by()
+        .values_list("offer_id", "offer__name", "year")
+        .distinct()
+    )
+    offers: dict[int, str] = {}
+    years: set[int] = set()
+    for offer_id, name, year in rows:
+        offers[offer_id] = name
+        years.add(year)
+    return sorted(offers.items(), key=lambda item: (item[1], item[0])), sorted(years, reverse=True)
+
+
+def receipts_of_year(*, customer: Customer, year: int) -> QuerySet[Receipt]:
+    """The customer's receipts issued in the year, oldest first, with what their PDF reads."""
+    return (
+        Receipt.objects.filter(customer=customer, issued_at__year=year)
+        .select_related("purchase", "corrects")
+        .order_by("issued_at", "pk")
     )
 
 

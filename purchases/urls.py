@@ -24,4 +24,6 @@ urlpatterns = [
     path("receipts/<receipt_number:number>/", views.receipt, name="receipt"),
     path("receipts/<receipt_number:number>/pdf/", views.receipt_pdf, name="receipt_pdf"),
     path("receipts/<receipt_number:number>/correct/", views.receipt_correct, name="receipt_correct"),
+    path("receipts/<receipt_number:number>/resend/", views.receipt_resend_view, name="receipt_resend"),
+    path("receipts/<int:year>.zip", views.receipts_year_zip, name="receipts_year_zip"),
 ]

@@ -178,6 +178,9 @@ class GatewayInvoicePayment:
     charge_id: str = ""
     payment_intent_id: str = ""
     is_default: bool = False
+    # The card that paid, as the charge recorded it (empty for other payment methods or when unknown).
+    card_brand: str = ""
+    card_last4: str = ""
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,14 @@ class GatewayInvoice:
     def payment_intent_id(self) -> str:
         return self.paid_payment.payment_intent_id if self.paid_payment else ""
 
+    @property
+    def card_brand(self) -> str:
+        return self.paid_payment.card_brand if self.paid_payment else ""
+
+    @property
+    def card_last4(self) -> str:
+        return self.paid_payment.card_last4 if self.paid_payment else ""
+
 
 @dataclass(frozen=True)
 class GatewayRefund:
@@ -251,6 +262,8 @@ class PaymentGateway(Protocol):
     ) -> GatewayCustomer: ...
 
     def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer: ...
+
+    def customer_delete(self, *, customer_id: str) -> None: ...
 
     def setup_intent_create(self, *, customer_id: str, idempotency_key: str) -> GatewaySetupIntent: ...
 

@@ -84,6 +84,13 @@ class FakeGateway:
         self.customers[customer_id] = customer
         return customer
 
+    def customer_delete(self, *, customer_id: str) -> None:
+        self._record("customer_delete", customer_id=customer_id)
+        self._customer(customer_id)
+        self.customers[customer_id] = replace(self.customers[customer_id], deleted=True)
+        for subscription in [s for s in self.subscriptions.values() if s.customer_id == customer_id]:
+            self.subscriptions[subscription.id] = replace(subscription, status="canceled")
+
     def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer:
         return self._customer(customer_id)
 
@@ -322,6 +329,8 @@ class FakeGateway:
         price_id: str = "",
         charge_id: str | None = None,
         payment_intent_id: str | None = None,
+        card_brand: str = "visa",
+        card_last4: str = "4242",
         **fields: Any,
     ) -> GatewayInvoice:
         """Test helper (not in the protocol): an invoice as a subscription renewal would create it."""
@@ -333,6 +342,8 @@ class FakeGateway:
                 charge_id=_new_id("ch") if charge_id is None else charge_id,
                 payment_intent_id=_new_id("pi") if payment_intent_id is None else payment_intent_id,
                 is_default=True,
+                card_brand=card_brand,
+                card_last4=card_last4,
             ),
         )
         invoice = GatewayInvoice(

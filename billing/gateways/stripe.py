@@ -22,10 +22,13 @@ from typing import Any, TypeVar
 import stripe
 from django.conf import settings
 from stripe.params import (
+    ChargeRetrieveParams,
     CustomerCreateParams,
+    CustomerDeleteParams,
     CustomerUpdateParams,
     CustomerUpdateParamsAddress,
     InvoiceCreatePreviewParams,
+    PaymentIntentRetrieveParams,
     PlanCreateParams,
     RefundCreateParams,
     SubscriptionUpdateParams,
@@ -203,6 +206,14 @@ def map_invoice(invoice: stripe.Invoice) -> GatewayInvoice:
         attempt_count=invoice.attempt_count or 0,
         created=_ts(invoice.created),
     )
+
+
+def charge_card(charge: stripe.Charge) -> tuple[str, str] | None:
+    """The brand and last four digits of the card a charge was paid with, or None for other methods."""
+    details = charge.payment_method_details if _has(charge, "payment_method_details") else None
+    if details is None or details.type != "card" or not _has(details, "card") or details.card is None:
+        return None
+    return details.card.brand or "", details.card.last4 or ""
 
 
 def map_refund(refund: stripe.Refund) -> GatewayRefund:
@@ -407,6 +418,16 @@ class StripeGateway:
     def customer_retrieve(self, *, customer_id: str) -> GatewayCustomer:
         v1 = self.client.v1
         return map_customer(self._call("customer_retrieve", lambda: v1.customers.retrieve(customer_id)))
+
+    def customer_delete(self, *, customer_id: str) -> None:
+        """Delete the customer at the processor (its subscriptions end, its cards go); one already gone is
+        fine. A DELETE takes no idempotency key: repeating it finds nothing to delete."""
+        v1 = self.client.v1
+        params: CustomerDeleteParams = {}
+        try:
+            self._call("customer_delete", lambda: v1.customers.delete(customer_id, params=params))
+        except NotFound:
+            logger.info("stripe customer_delete: %s was already deleted", customer_id)
 
     # Cards -----------------------------------------------------------------------------------
 
@@ -648,14 +669,31 @@ class StripeGateway:
         )
         mapped = map_invoice(invoice)
         paid = mapped.paid_payment
-        if paid and paid.payment_intent_id and not paid.charge_id:
-            # A payment names its PaymentIntent only; its charge (what staff search by, and what
-            # charge.refunded names) is the intent's latest charge.
+        if paid is None:
+            return mapped
+        charge: stripe.Charge | None = None
+        if paid.payment_intent_id and not paid.charge_id:
+            # A payment names its PaymentIntent only; its charge (what staff search by, what
+            # charge.refunded names, and the card that paid) is the intent's latest charge.
             intent_id = paid.payment_intent_id
-            intent = self._call("payment_intent_retrieve", lambda: v1.payment_intents.retrieve(intent_id))
-            charged = replace(paid, charge_id=_id(intent.latest_charge))
-            mapped = replace(mapped, payments=tuple(charged if p is paid else p for p in mapped.payments))
-        return mapped
+            intent_params: PaymentIntentRetrieveParams = {"expand": ["latest_charge"]}
+            intent = self._call(
+                "payment_intent_retrieve", lambda: v1.payment_intents.retrieve(intent_id, params=intent_params)
+            )
+            latest = intent.latest_charge
+            charge = latest if isinstance(latest, stripe.Charge) else None
+            charged = replace(paid, charge_id=_id(latest))
+        elif paid.charge_id:
+            charge_id = paid.charge_id
+            charge_params: ChargeRetrieveParams = {}
+            charge = self._call("charge_retrieve", lambda: v1.charges.retrieve(charge_id, params=charge_params))
+            charged = paid
+        else:
+            charged = paid
+        card = charge_card(charge) if charge is not None else None
+        if card is not None:
+            charged = replace(charged, card_brand=card[0], card_last4=card[1])
+        return replace(mapped, payments=tuple(charged if p is paid else p for p in mapped.payments))
 
     def invoice_pay(self, *, invoice_id: str, idempotency_key: str) -> GatewayInvoice:
         """Try an open invoice's payment again now, with the card that pays it (the subscription's or the

@@ -65,6 +65,8 @@ def invoice_record_paid(*, invoice: GatewayInvoice) -> Purchase | None:
                 stripe_charge_id=invoice.charge_id,  # from the invoice's expanded payments
                 stripe_payment_intent_id=invoice.payment_intent_id,
                 stripe_subscription_id=invoice.subscription_id,
+                card_brand=invoice.card_brand,
+                card_last4=invoice.card_last4,
             )
     except IntegrityError:
         # Another delivery of the same invoice won the race; its purchase is the one.

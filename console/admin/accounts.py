@@ -4,6 +4,8 @@ Every change made here goes through accounts.services (and purchases.services), 
 own pages: receipts resync, the Stripe customer follows, and each change is audited.
 """
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -327,6 +329,11 @@ class CustomerAdmin(ImportExportModelAdmin):
     def get_changelist(self, request, **kwargs):
         return ContactChangeList
 
+    def get_queryset(self, request):
+        """Customers only: the creator's and support staff's own records are not contacts (list, search,
+        export and the contact pages alike)."""
+        return super().get_queryset(request).filter(user__is_staff=False)
+
     def _custom_fields(self, request) -> list[CustomField]:
         """The custom field definitions, read once per request (the form and the fieldsets both need them)."""
         if not hasattr(request, "_portal_custom_fields"):
@@ -421,6 +428,8 @@ class CustomerAdmin(ImportExportModelAdmin):
             **(extra_context or {}),
             "can_view_as": request.user.has_perm("accounts.view_as_customer"),
             "can_send_login_email": request.user.has_perm("accounts.send_login_email"),
+            "can_export_data": request.user.has_perm("accounts.view_customer"),
+            "can_erase": request.user.has_perm("accounts.delete_customer"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -506,7 +515,8 @@ class CustomerAdmin(ImportExportModelAdmin):
         return request.user.has_perm("accounts.add_customer") and request.user.has_perm("accounts.change_customer")
 
     def has_export_permission(self, request):
-        return request.user.has_perm("accounts.change_customer")
+        # All contacts at once is the creator's: support staff correct one contact at a time.
+        return request.user.has_perm("accounts.add_customer") and request.user.has_perm("accounts.change_customer")
 
     def get_import_data_kwargs(self, **kwargs):
         # One bad row stops the whole file, at confirmation too: nothing is ever half-imported.
@@ -542,10 +552,21 @@ class CustomerAdmin(ImportExportModelAdmin):
         )
 
     def get_urls(self):
+        from console.admin import data_rights as data_rights_admin  # data rights act across the apps
+
         def view(function):
             return self.admin_site.admin_view(require_POST(function))
 
+        def data_rights(name, function):
+            return path(
+                f"<int:pk>/{name}/",
+                self.admin_site.admin_view(partial(function, admin_site=self.admin_site)),
+                name=f"accounts_customer_{name.replace('-', '_')}",
+            )
+
         return [
+            data_rights("data-export", data_rights_admin.data_export_view),
+            data_rights("erase", data_rights_admin.erase_view),
             path("<int:pk>/view-as/", view(self.view_as_view), name="accounts_customer_view_as"),
             path("<int:pk>/send-login-email/", view(self.send_login_email_view), name="accounts_customer_login_email"),
             path(

@@ -16,6 +16,7 @@ from billing.models import (
 )
 from billing.webhooks import webhook_event_apply
 from console import staff
+from purchases.money import format_money
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -68,8 +69,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         "__str__",
         "customer",
         "status",
-        "amount",
-        "currency",
+        "amount_display",
         "current_period_end",
         "cancel_at_period_end",
         "pause_display",
@@ -99,6 +99,17 @@ class SubscriptionAdmin(ReadOnlyAdmin):
             )
             for action in staff.SUBSCRIPTION_ACTIONS
         ] + super().get_urls()
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, subscription):
+        return format_money(subscription.amount, subscription.currency)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = [field.name for field in self.model._meta.fields if field.name not in ("amount", "currency")]
+        return ["amount_display", *fields]
+
+    def get_fields(self, request, obj=None):
+        return self.get_readonly_fields(request, obj)
 
     def render_change_form(self, request, context, *args, obj=None, **kwargs):
         context["can_act"] = request.user.has_perm("billing.change_subscription")

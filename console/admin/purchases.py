@@ -1,17 +1,23 @@
+import uuid
 from functools import partial
 
+from allauth.core import ratelimit
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from console import staff
 from portal.selectors import site_settings_get
 from purchases.models import AccessGrant, Offer, Product, Purchase, Receipt, Refund
-from purchases.money import format_money
+from purchases.money import format_money, to_major, to_minor
 from purchases.pdf import receipt_filename, receipt_pdf
+from purchases.receipts import RECEIPT_RESEND_ALREADY, RECEIPT_RESEND_RATE_LIMITED, RECEIPT_RESENT, receipt_resend
 from purchases.services import GRANT_PURCHASE_OF_ANOTHER_CUSTOMER, access_grant, access_revoke, purchase_record
 
 
@@ -23,14 +29,73 @@ class ProductAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
+TOO_MANY_DECIMALS = _("Too many decimal places for this currency.")
+
+
+class OfferForm(forms.ModelForm):
+    """The price typed as money (49.00), kept as minor units (4900) in the offer's currency."""
+
+    price = forms.DecimalField(
+        label=_("price"), min_value=0, decimal_places=3, help_text=_("Per payment, in the offer's currency: 49.00.")
+    )
+
+    class Meta:
+        model = Offer
+        fields = ["name", "kind", "currency", "interval", "installments", "products", "stripe_price_id", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["price"].initial = to_major(self.instance.price_amount, self.instance.currency)
+
+    def clean(self):
+        cleaned = super().clean()
+        price, currency = cleaned.get("price"), cleaned.get("currency")
+        if price is not None and currency:
+            try:
+                self.instance.price_amount = to_minor(price, currency)
+            except ValueError:
+                self.add_error("price", TOO_MANY_DECIMALS)
+        return cleaned
+
+
+class PurchaseAddForm(forms.ModelForm):
+    """A sale entered by hand: the amount typed as money in the offer's currency (empty: the offer's price)."""
+
+    amount = forms.DecimalField(
+        label=_("amount"),
+        required=False,
+        min_value=0,
+        decimal_places=3,
+        help_text=_("In the offer's currency, e.g. 49.00; empty for the offer's price."),
+    )
+
+    class Meta:
+        model = Purchase
+        fields = ["customer", "offer", "purchased_at"]
+
+    def clean(self):
+        cleaned = super().clean()
+        amount, offer = cleaned.get("amount"), cleaned.get("offer")
+        if amount is not None and offer is not None:
+            try:
+                cleaned["amount"] = to_minor(amount, offer.currency)
+            except ValueError:
+                self.add_error("amount", TOO_MANY_DECIMALS)
+        return cleaned
+
+
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
+    form = OfferForm
+    fields = ["name", "kind", "price", "currency", "interval", "installments", "switch_group"]
+    fields += ["products", "stripe_price_id", "is_active"]
     list_display = ["name", "kind", "price", "interval", "installments", "switch_group", "is_active"]
     list_filter = ["kind", "is_active", "currency", "switch_group"]
     search_fields = ["name", "stripe_price_id"]
     filter_horizontal = ["products"]
 
-    @admin.display(description=_("price"))
+    @admin.display(description=_("price"), ordering="price_amount")
     def price(self, offer):
         return format_money(offer.price_amount, offer.currency)
 
@@ -51,8 +116,12 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ReceiptInline(ReadOnlyInline):
     model = Receipt
-    fields = ["number", "issued_at", "total", "billing_name", "corrects"]
+    fields = ["number", "issued_at", "total_display", "billing_name", "corrects"]
     show_change_link = True
+
+    @admin.display(description=_("total"))
+    def total_display(self, receipt):
+        return format_money(receipt.total, receipt.currency)
 
 
 class AccessGrantInline(ReadOnlyInline):
@@ -63,8 +132,7 @@ class AccessGrantInline(ReadOnlyInline):
 class RefundInline(ReadOnlyInline):
     model = Refund
     fields = [
-        "amount",
-        "currency",
+        "amount_display",
         "status",
         "failure_reason",
         "reason",
@@ -72,6 +140,10 @@ class RefundInline(ReadOnlyInline):
         "created_by",
         "stripe_refund_id",
     ]
+
+    @admin.display(description=_("amount"))
+    def amount_display(self, refund):
+        return format_money(refund.amount, refund.currency)
 
 
 @admin.register(Purchase)
@@ -109,17 +181,26 @@ class PurchaseAdmin(admin.ModelAdmin):
         )
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
+    # Shown as money in place of the minor-unit columns.
+    MONEY_FIELDS = {"amount": "amount_display", "amount_refunded": "refunded_display"}
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = PurchaseAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
     def get_fields(self, request, obj=None):
         if obj is None:  # recording a sale by hand: who bought which offer, for how much, when
             return ["customer", "offer", "amount", "purchased_at"]
-        return super().get_fields(request, obj)
+        return [self.MONEY_FIELDS.get(name, name) for name in super().get_fields(request, obj)]
 
     def get_readonly_fields(self, request, obj=None):
         """A recorded sale is a financial record: changed only through the actions (refund, revoke,
         cancel), which go through the services, so receipts, access and the audit trail follow."""
         if obj is None:
             return super().get_readonly_fields(request, obj)
-        return [field.name for field in self.model._meta.fields]
+        fields = [field.name for field in self.model._meta.fields]
+        return [self.MONEY_FIELDS.get(name, name) for name in fields if name != "currency"]
 
     def get_changeform_initial_data(self, request):
         return {"amount": None}
@@ -141,6 +222,10 @@ class PurchaseAdmin(admin.ModelAdmin):
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, purchase):
         return format_money(purchase.amount, purchase.currency)
+
+    @admin.display(description=_("refunded"))
+    def refunded_display(self, purchase):
+        return format_money(purchase.amount_refunded, purchase.currency)
 
 
 class AccessGrantForm(forms.ModelForm):
@@ -186,8 +271,14 @@ class AccessGrantAdmin(admin.ModelAdmin):
         self.message_user(request, _("%(count)s grants revoked.") % {"count": len(grants)}, messages.SUCCESS)
 
 
+class ResendForm(forms.Form):
+    # One press of "Resend": fresh in each page shown, so the same press arriving twice sends one email.
+    click = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+
 @admin.register(Receipt)
 class ReceiptAdmin(admin.ModelAdmin):
+    change_form_template = "admin/purchases/receipt/change_form.html"
     list_display = ["number", "customer", "total_display", "issued_at", "billing_name", "pdf_link"]
     search_fields = ["number", "billing_name", "billing_email", "customer__email"]
     list_select_related = ["customer"]
@@ -217,6 +308,7 @@ class ReceiptAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="purchases_receipt_pdf"),
+            path("<int:pk>/resend/", self.admin_site.admin_view(self.resend_view), name="purchases_receipt_resend"),
             *super().get_urls(),
         ]
 
@@ -227,3 +319,39 @@ class ReceiptAdmin(admin.ModelAdmin):
         response = HttpResponse(receipt_pdf(receipt=receipt, site=site_settings_get()), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{receipt_filename(receipt)}"'
         return response
+
+    def resend_view(self, request, pk):
+        """Email the receipt to its customer again, after a confirmation page naming the address."""
+        receipt = self.get_object(request, str(pk))
+        if receipt is None or not self.has_view_permission(request, receipt):
+            return HttpResponse(status=404)
+        back = reverse("admin:purchases_receipt_change", args=[pk])
+        form = ResendForm(request.POST or None, initial={"click": uuid.uuid4().hex})
+        if request.method == "POST" and form.is_valid():
+            if not ratelimit.consume(request, action="resend_receipt", key=receipt.number):
+                messages.error(request, RECEIPT_RESEND_RATE_LIMITED)
+            elif receipt_resend(receipt=receipt, by=request.user, click=form.cleaned_data["click"]):
+                email = receipt.customer.user.email
+                messages.success(request, RECEIPT_RESENT % {"number": receipt.number, "email": email})
+            else:
+                messages.info(request, RECEIPT_RESEND_ALREADY % {"number": receipt.number})
+            return redirect(back)
+        from console.staff import Confirmation  # the console's one confirmation page
+
+        confirmation = Confirmation(
+            title=gettext("Resend receipt %(number)s") % {"number": receipt.number},
+            consequences=[
+                gettext("The receipt email goes again to %(email)s.") % {"email": receipt.customer.user.email}
+            ],
+            button=gettext("Resend receipt"),
+            danger=False,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": confirmation.title,
+            "object": receipt,
+            "confirmation": confirmation,
+            "form": form,
+            "back_url": back,
+        }
+        return TemplateResponse(request, "admin/portal/confirm_action.html", context)

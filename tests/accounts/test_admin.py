@@ -194,7 +194,7 @@ def test_the_list_costs_the_same_queries_for_5_and_50_contacts(creator_client):
     with CaptureQueriesContext(connection) as fifty:
         second = creator_client.get(LIST_URL)
 
-    assert len(listed_rows(first)) == 6  # and the creator's own record
+    assert len(listed_rows(first)) == 5  # staff (the creator) are not contacts
     assert len(listed_rows(second)) == 50  # one page
     assert len(fifty) == len(five), [q["sql"][:120] for q in fifty.captured_queries]
 
@@ -257,7 +257,7 @@ def test_sorting_by_a_total_orders_the_whole_list_across_pages(
         page = _page_subquery(queries)  # read before the next request clears the query log
 
     everyone = listed_rows(creator_client.get(LIST_URL, {"all": ""}))
-    assert len(shown) == len(everyone) == 8  # and the creator's own record
+    assert len(shown) == len(everyone) == 7  # staff (the creator) are not contacts
     assert [c.pk for c in shown] == [c.pk for c in sorted(everyone, key=key)]
     # Only the total sorted by is computed over the whole list; the others only for the page shown.
     if column == "lifetime_value_display":
@@ -546,14 +546,13 @@ def test_on_postgresql_contact_search_can_use_trigram_indexes(creator):
     assert "accounts_cust_full_name_trgm" in plan and "accounts_cust_email_trgm" in plan
 
 
-def test_support_sees_custom_field_values_read_only(support_client, customer, custom_fields):
+def test_support_corrects_custom_field_values_as_contact_details(support_client, customer, custom_fields):
     customer.custom_field_values = {"seats": "4", "plan": "Pro"}
     customer.save()
 
     page = support_client.get(change_url(customer)).content.decode()
 
-    assert "Seats: 4" in page and "Plan: Pro" in page and "Notes: —" in page
-    assert 'name="custom_seats"' not in page
+    assert 'name="custom_seats"' in page and 'value="4"' in page
 
 
 def test_a_choice_field_needs_its_choices_and_an_editable_field_must_be_shown(creator_client):
@@ -612,3 +611,15 @@ def test_a_contacts_page_costs_the_same_queries_for_30_and_5000_purchases(creato
     page = second.content.decode()
     assert page.count('href="/admin/purchases/receipt/') <= 25  # the newest rows, not all 5,000
     assert f"?customer__id__exact={customer.pk}" in page and "5000 purchases" in page
+
+
+def test_staff_are_not_contacts_in_the_list_or_the_export(creator_client, creator, support_user, customer):
+    listed = listed_rows(creator_client.get(LIST_URL))
+    form = creator_client.get(f"{LIST_URL}export/").context["form"]
+    chosen = {name: "on" for name in form.fields if name.startswith("customerresource_")}
+    export = creator_client.post(f"{LIST_URL}export/", {"format": "0", "resource": "0", **chosen})
+
+    assert [c.pk for c in listed] == [customer.pk]
+    body = export.content.decode()
+    assert customer.user.email in body
+    assert creator.email not in body and support_user.email not in body

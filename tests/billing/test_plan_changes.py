@@ -7,12 +7,12 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 from django.utils import translation
-from portal.emails import email_render
 
 from accounts.models import User
 from billing import plans, services
 from billing.gateways.base import CardDeclined
 from billing.models import Subscription
+from console.emails import email_render
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
 from tests.factories import OfferFactory
 

@@ -244,7 +244,8 @@ def test_the_creator_must_give_both_the_coupon_and_its_text(creator_client):
 def test_a_german_customer_is_asked_and_thanked_in_german(billing_client, live_subscription, retention_offer):
     from django.conf import settings
     from django.utils import translation
-    from portal.emails import email_render
+
+    from console.emails import email_render
 
     customer = live_subscription.customer
     customer.language = "de"

@@ -576,3 +576,19 @@ def test_self_cancellation_off_needs_instructions(db):
     with pytest.raises(ValidationError) as raised:
         settings_row.clean()
     assert "self_cancel_instructions" in raised.value.message_dict
+
+
+def test_a_paid_invoice_keeps_the_card_that_paid_on_its_purchase(live_subscription, stripe_customer, gateway):
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+        card_brand="amex",
+        card_last4="0005",
+    )
+
+    purchase = services.invoice_record_paid(invoice=invoice)
+
+    assert (purchase.card_brand, purchase.card_last4) == ("amex", "0005")
+    assert purchase.payment_method_display == "American Express •••• 0005"

@@ -252,3 +252,28 @@ def test_pay_now_on_a_paid_invoice_is_refused(standin_gateway, standin, member):
 
     with pytest.raises(InvalidRequest):
         standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k")
+def test_an_invoice_is_read_with_the_card_its_charge_was_paid_with(standin_gateway, standin, member):
+    _, subscription = member
+    invoice_id = standin.get(subscription)["latest_invoice"]
+
+    invoice = standin_gateway.invoice_retrieve(invoice_id=invoice_id)
+
+    intent, charge = standin.paid_by(invoice_id)
+    card = standin.get(charge)["payment_method_details"]["card"]
+    assert (invoice.card_brand, invoice.card_last4) == (card["brand"], card["last4"])
+    assert invoice.charge_id == charge
+    [read] = standin.requests("GET", f"/v1/payment_intents/{intent}")
+    assert "expand" in read.params  # the charge came expanded with the intent: one call, not two
+
+
+def test_deleting_a_customer_ends_its_subscriptions_and_a_second_delete_is_harmless(standin_gateway, standin, member):
+    customer, subscription = member
+
+    standin_gateway.customer_delete(customer_id=customer)
+    standin_gateway.customer_delete(customer_id=customer)  # already gone: Stripe answers 404, which is fine
+
+    first, second = standin.requests("DELETE", f"/v1/customers/{customer}")
+    assert first.status == 200 and second.status == 404
+    assert first.idempotency_key is None  # a DELETE takes none
+    assert standin.get(customer)["deleted"] is True
+    assert standin.get(subscription)["status"] == "canceled"

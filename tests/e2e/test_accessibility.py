@@ -231,12 +231,14 @@ def test_customer_pages(themed_page, audit, shopper):
         ("settings: email", "/accounts/email/"),
         ("settings: two-factor", "/accounts/2fa/"),
         ("settings: sessions", "/accounts/sessions/"),
+        ("settings: your data", "/settings/data/"),
         ("billing", "/billing/"),
         ("cancel subscription", f"/billing/subscriptions/{subscription.pk}/cancel/"),
         ("pause subscription", f"/billing/subscriptions/{subscription.pk}/pause/"),
         ("change plan", f"/billing/subscriptions/{subscription.pk}/plan/"),
         ("change plan preview", f"/billing/subscriptions/{subscription.pk}/plan/?offer={subscription.yearly.pk}"),
         ("purchases", "/purchases/"),
+        ("purchases: searched", "/purchases/?year=2000&number=R"),
         ("receipt", f"/purchases/receipts/{receipt.number}/"),
         ("directory", "/directory/"),
     ]:
@@ -293,6 +295,8 @@ def test_admin_pages(themed_page, audit, fake_gateway, transactional_db):
         ("admin: contact", f"/admin/accounts/customer/{buyer.pk}/change/"),
         ("admin: purchase", f"/admin/purchases/purchase/{purchase.pk}/change/"),
         ("admin: refund confirm", f"/admin/purchases/purchase/{purchase.pk}/refund/"),
+        ("admin: resend receipt confirm", f"/admin/purchases/receipt/{purchase.receipts.get().pk}/resend/"),
+        ("admin: erase account confirm", f"/admin/accounts/customer/{buyer.pk}/erase/"),
     ]:
         response = page.goto(path)
         assert response.status == 200, f"{name}: {path} answered {response.status}"

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -106,7 +107,8 @@ def test_the_index_shows_the_figures_and_a_chart_without_inline_script_or_style(
     assert "active subscriptions" in dashboard and ">4<" in dashboard
     assert "£43.67<br>$10.00" in dashboard
     assert "failed payments in the last 30 days" in dashboard
-    assert len(re.findall(r'<rect class="portal-chart__bar"', dashboard)) == 12
+    # a year of revenue, and of MRR in each of the two currencies subscribed in
+    assert len(re.findall(r'<rect class="portal-chart__bar"', dashboard)) == 12 * 3
     assert "style=" not in dashboard and "<script" not in dashboard
     assert "/static/css/admin.css" in page
     assert "Customer Portal · console" in page  # the business's name heads the admin
@@ -139,3 +141,71 @@ def test_the_index_costs_the_same_queries_however_much_was_sold(creator_client, 
         response = creator_client.get("/admin/")
 
     assert response.context["dashboard"].active_subscriptions == 20
+
+
+# --- MRR and churn over twelve months, cancellation reasons -------------------------------------------
+
+
+def test_mrr_at_each_months_end_follows_subscriptions_starting_and_ending(db):
+    started = SubscriptionFactory(amount=1200, interval="month")
+    yearly = SubscriptionFactory(amount=12000, interval="year")
+    ended = SubscriptionFactory(amount=3000, interval="month", status="canceled")
+    from billing.models import Subscription
+
+    Subscription.objects.filter(pk=started.pk).update(created_at=months_ago(5))
+    Subscription.objects.filter(pk=yearly.pk).update(created_at=months_ago(2))
+    Subscription.objects.filter(pk=ended.pk).update(created_at=months_ago(8), canceled_at=months_ago(4))
+
+    [chart] = dashboard_metrics().mrr_charts
+
+    by_month = [bar.amount for bar in chart.bars]
+    assert len(by_month) == 12
+    assert by_month[11 - 8] == 3000  # only the one that ended later
+    assert by_month[11 - 5] == 3000 + 1200
+    assert by_month[11 - 4] == 1200  # the 3,000 one ended in that month
+    assert by_month[11 - 2] == by_month[11] == 1200 + 1000  # and the yearly one at 1,000 a month
+
+
+def test_churn_is_the_months_cancellations_over_those_live_at_its_start(db):
+    from billing.models import Subscription
+
+    subscriptions = SubscriptionFactory.create_batch(4, amount=1000)
+    Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]).update(created_at=months_ago(6))
+    Subscription.objects.filter(pk=subscriptions[0].pk).update(status="canceled", canceled_at=months_ago(1))
+
+    churn = dashboard_metrics().churn
+
+    last_month = churn[10]
+    assert (last_month.active_at_start, last_month.cancelled, last_month.rate) == (4, 1, Decimal("25.0"))
+    assert churn[11].active_at_start == 3 and churn[11].rate == Decimal("0.0")
+    assert churn[0].rate is None  # nothing was live a year ago
+
+
+def test_the_index_shows_mrr_and_churn_as_svg_backed_by_tables(creator_client, business):
+    html = creator_client.get("/admin/").content.decode()
+
+    assert "Monthly recurring revenue at each month" in html and "Churn by month" in html
+    assert html.count('<svg class="portal-chart__svg"') >= 3
+    assert '<th scope="col">Live at the start</th>' in html
+    assert "<script" not in html.split('class="portal-dashboard"')[1].split("</section>")[0]
+
+
+def test_the_twelve_months_reasons_count_each_reason_and_show_the_latest_words(creator_client, business):
+    from billing.models import CancellationFeedback
+
+    subscription = SubscriptionFactory()
+    for reason, comment in (("too_expensive", "Money is tight this year."), ("too_expensive", ""), ("unused", "")):
+        CancellationFeedback.objects.create(
+            customer=subscription.customer, subscription=subscription, reason=reason, comment=comment
+        )
+    CancellationFeedback.objects.create(
+        customer=subscription.customer, subscription=subscription, reason="other", offer_accepted=True
+    )
+
+    reasons = dashboard_metrics().reasons
+    html = creator_client.get("/admin/").content.decode()
+
+    assert reasons.counts == [("It is too expensive", 2), ("I do not use it enough", 1)]
+    assert [words for _, words in reasons.feedback] == ["Money is tight this year."]
+    section = html.split('id="reasons-heading"')[1].split("</section>")[0]
+    assert "<td>2</td>" in section and "Money is tight this year." in section

@@ -106,6 +106,9 @@ def test_every_customer_page_is_valid_html(vnu, shopper, tmp_path):
         "change plan": signed_in.get(plan_url),
         "change plan preview": signed_in.get(plan_url, {"offer": subscription.yearly.pk}),
         "purchases": signed_in.get("/purchases/"),
+        "purchases searched": signed_in.get("/purchases/?offer=1&year=2000&number=R"),
+        "your data": signed_in.get("/settings/data/"),
+        "your data with errors": signed_in.post("/settings/data/delete/", {"password": "wrong"}),
         "receipt": signed_in.get(f"/purchases/receipts/{receipt.number}/"),
         "directory": signed_in.get("/directory/"),
     }

@@ -36,9 +36,9 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 
 def reload_urls() -> None:
-    import portal.urls
+    import console.urls
 
-    importlib.reload(portal.urls)
+    importlib.reload(console.urls)
     clear_url_caches()
 
 

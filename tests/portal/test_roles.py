@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 SUPPORT_PERMISSIONS = {
     "accounts.view_customer",
+    "accounts.change_customer",
     "accounts.view_as_customer",
     "accounts.send_login_email",
     "accounts.view_customfield",
@@ -113,16 +114,24 @@ def test_the_support_group_holds_exactly_its_permissions():
     assert granted == SUPPORT_PERMISSIONS
 
 
-def test_support_sees_a_contact_read_only(support_client, subject, stored_row):
-    before = stored_row(subject)
+def test_support_corrects_a_contacts_details_through_the_contact_service(support_client, support_user, subject):
+    from tests.accounts.test_admin import contact_post
 
     page = support_client.get(f"/admin/accounts/customer/{subject.pk}/change/")
-    post = support_client.post(f"/admin/accounts/customer/{subject.pk}/change/", {"full_name": "Changed"})
+    post = support_client.post(
+        f"/admin/accounts/customer/{subject.pk}/change/", contact_post(subject, full_name="Corrected Name")
+    )
 
-    assert "Subject Customer" in page.content.decode()
-    assert 'name="_save"' not in page.content.decode()
-    assert post.status_code == 403
-    assert stored_row(subject) == before
+    assert 'name="_save"' in page.content.decode()
+    assert post.status_code == 302
+    assert Customer.objects.get(pk=subject.pk).full_name == "Corrected Name"
+    entries = AuditEntry.objects.filter(customer=subject, actor=support_user, actor_kind="staff")
+    assert any("full_name" in entry.changes for entry in entries)
+
+
+def test_support_cannot_erase_or_add_contacts(support_client, subject):
+    assert support_client.post(f"/admin/accounts/customer/{subject.pk}/delete/").status_code == 403
+    assert support_client.get("/admin/accounts/customer/add/").status_code == 403
 
 
 def test_support_cannot_change_an_offer_or_a_product(support_client):

@@ -17,9 +17,9 @@ from django.tasks import TaskResult, TaskResultStatus, signals
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
+from console.tasks import email_send
 from portal.models import EmailStatus, OutboundEmail
 from portal.outbox import email_queue
-from portal.tasks import email_send
 from tests.factories import CustomerFactory
 from tests.servers import redis_server
 

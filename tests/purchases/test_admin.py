@@ -5,7 +5,7 @@ import re
 import pytest
 
 from portal.models import AuditEntry
-from purchases.models import AccessGrant, Purchase, Receipt
+from purchases.models import AccessGrant, Offer, Purchase, Receipt
 from purchases.services import access_grant, access_revoke
 from tests.factories import OfferFactory, ProductFactory, RecordedPurchaseFactory
 
@@ -194,8 +194,7 @@ def test_adding_a_purchase_in_the_admin_records_it_like_a_sale(superuser_client,
         {
             "customer": customer.pk,
             "offer": offer.pk,
-            "amount": 4900,
-            "currency": "gbp",
+            "amount": "49.00",  # typed as money, kept in minor units
             "purchased_at_0": "2026-01-01",
             "purchased_at_1": "10:00:00",
             **NO_INLINE_FORMS,
@@ -204,6 +203,7 @@ def test_adding_a_purchase_in_the_admin_records_it_like_a_sale(superuser_client,
 
     assert response.status_code == 302
     purchase = Purchase.objects.get(offer=offer)
+    assert purchase.amount == 4900
     assert purchase.receipts.count() == 1
     assert purchase.grants.filter(product=product, revoked_at=None).count() == 1
     assert AuditEntry.objects.filter(action="purchase.recorded", actor=superuser).exists()
@@ -222,3 +222,45 @@ def test_a_recorded_purchase_cannot_be_edited_past_the_services(superuser_client
 
     assert 'name="amount"' not in page and 'name="customer"' not in page and 'name="offer"' not in page
     assert Purchase.objects.filter(pk=purchase.pk).values().get() == before
+
+
+def test_an_offers_price_is_typed_and_shown_as_money(superuser_client):
+    product = ProductFactory()
+
+    response = superuser_client.post(
+        "/admin/purchases/offer/add/",
+        {"name": "Glazing", "kind": "one_time", "price": "49.50", "currency": "gbp", "products": [product.pk]},
+    )
+    offer = Offer.objects.get(name="Glazing")
+    page = superuser_client.get(f"/admin/purchases/offer/{offer.pk}/change/").content.decode()
+    listing = superuser_client.get("/admin/purchases/offer/").content.decode()
+
+    assert response.status_code == 302 and offer.price_amount == 4950
+    assert 'name="price" value="49.50"' in page and 'name="price_amount"' not in page
+    assert "£49.50" in listing
+
+
+def test_a_price_with_more_decimals_than_its_currency_is_refused(superuser_client):
+    product = ProductFactory()
+
+    response = superuser_client.post(
+        "/admin/purchases/offer/add/",
+        {"name": "Yen", "kind": "one_time", "price": "10.5", "currency": "jpy", "products": [product.pk]},
+    )
+
+    assert response.status_code == 200
+    assert "Too many decimal places for this currency." in response.content.decode()
+    assert not Offer.objects.filter(name="Yen").exists()
+
+
+def test_purchase_and_subscription_amounts_show_as_money_in_admin(superuser_client, customer):
+    from tests.factories import SubscriptionFactory
+
+    purchase = RecordedPurchaseFactory(customer=customer, offer=OfferFactory(price_amount=4900, currency="gbp"))
+    SubscriptionFactory(customer=customer, amount=1500, currency="gbp")
+
+    change = superuser_client.get(f"/admin/purchases/purchase/{purchase.pk}/change/").content.decode()
+    subscriptions = superuser_client.get("/admin/billing/subscription/").content.decode()
+
+    assert "£49.00" in change and ">4900<" not in change
+    assert "£15.00" in subscriptions and ">1500<" not in subscriptions

@@ -15,8 +15,9 @@ from tests.factories import OfferFactory, ProductFactory, RecordedPurchaseFactor
 pytestmark = pytest.mark.django_db
 
 # Measured on SQLite and PostgreSQL for a signed-in customer whose activity was already recorded:
-# session, user+customer, purchase count, site settings, products, purchases page, their receipts.
-PURCHASES_PAGE_QUERIES = 7
+# session, user+customer, offers and years bought (the search form), purchase count, site settings,
+# products, purchases page, their receipts.
+PURCHASES_PAGE_QUERIES = 8
 # session, user+customer, receipt (+purchase, offer, original), refunds, corrections, site settings.
 RECEIPT_PAGE_QUERIES = 6
 
