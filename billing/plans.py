@@ -25,6 +25,7 @@ from . import services
 from .gateways.base import get_gateway
 from .models import Subscription, SubscriptionStatus
 from .services import BillingError
+from .services.common import _email, _key
 
 SELF_PAUSE_OFF = _("Subscriptions cannot be paused online. Please contact us.")
 PAUSE_CYCLES_INVALID = _("Choose a pause of one, two or three billing periods.")
@@ -243,7 +244,7 @@ def subscription_plan_change(
         item_id=remote.item_id,
         price_id=offer.stripe_price_id,
         proration_date=moment,
-        idempotency_key=services._key("plan-change", remote.id, offer.stripe_price_id, attempt=attempt),
+        idempotency_key=_key("plan-change", remote.id, offer.stripe_price_id, attempt=attempt),
     )
     synced = services.subscription_sync(remote=changed, by=by)
     if synced.offer_id != offer.pk:  # the price maps to the offer (Offer.stripe_price_id); keep the choice
@@ -260,7 +261,7 @@ def subscription_plan_change(
             **{key: [previous[key], after[key]] for key in previous if previous[key] != after[key]},
         },
     )
-    services._email(
+    _email(
         customer=synced.customer,
         kind="plan_changed",
         key=f"plan_changed:{synced.stripe_subscription_id}:{entry.pk}",

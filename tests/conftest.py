@@ -20,6 +20,17 @@ def _media_in_tmp(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """A request in German leaves German active in the thread (LocaleMiddleware activates, nothing
+    deactivates): put the default back, so that a test does not depend on which ran before it."""
+    yield
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def _no_data_fragments_from_another_test():
     """Fragments keyed on data (CACHES["data_fragments"]) live in the process: a test that changes templates or
     settings must not meet another test's."""

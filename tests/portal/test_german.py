@@ -38,6 +38,10 @@ EMAIL_CONTEXT = {
     "exp_year": 2031,
     "ends_at": "2031-03-01T23:30:00+00:00",
     "resumes_at": "2031-05-10T12:00:00+00:00",
+    "previous_offer_name": "Mitgliedschaft (monatlich)",
+    "interval": "year",
+    "next_renewal": "2032-03-01T23:30:00+00:00",
+    "offer_text": "Drei Monate zum halben Preis.",
 }
 
 
