@@ -105,6 +105,9 @@ class Subscription(models.Model):
     resumes_at = models.DateTimeField(_("resumes"), null=True, blank=True)
     # The subscription's own default card, when it has one; otherwise the customer's default pays.
     default_payment_method_id = models.CharField(_("own default card"), max_length=64, blank=True)
+    # How many of its invoices were recorded as purchases (what a payment plan's instalments left are
+    # counted from): kept by invoice_record_paid, so the billing page need not count purchases per row.
+    payments_recorded = models.PositiveIntegerField(_("payments recorded"), default=0)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     synced_at = models.DateTimeField(_("last synced"), default=timezone.now)
 
