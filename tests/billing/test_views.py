@@ -72,9 +72,7 @@ def test_a_payment_plan_shows_the_instalments_left_counting_only_its_own_payment
         )
         invoice_record_paid(invoice=invoice)
         invoice_record_paid(invoice=invoice)  # a replayed delivery adds no payment
-    other_plan = OfferFactory(
-        kind="payment_plan", installments=3, interval="month", stripe_price_id="price_plan3"
-    )
+    other_plan = OfferFactory(kind="payment_plan", installments=3, interval="month", stripe_price_id="price_plan3")
     subscription_sync(
         remote=gateway.subscription_create(
             customer_id=stripe_customer.stripe_customer_id, amount=3000, price_id="price_plan3"
