@@ -86,6 +86,25 @@ def test_a_payment_plan_shows_the_instalments_left_counting_only_its_own_payment
     assert other_plan.name in page
 
 
+def test_rows_kept_as_shown_follow_what_they_show_and_the_customers_language(
+    billing_client, live_subscription, stripe_customer
+):
+    card = Card.objects.get(customer=stripe_customer)
+    page = billing_client.get("/billing/").content.decode()
+    assert "£15.00 / month" in page and f"Expires {card.exp_month:02d}/{card.exp_year}" in page
+
+    Subscription.objects.filter(pk=live_subscription.pk).update(amount=2500, paused=True)
+    Card.objects.filter(pk=card.pk).update(exp_year=card.exp_year + 1)
+    page = billing_client.get("/billing/").content.decode()
+    assert "£25.00 / month" in page and "Paused" in page
+    assert f"Expires {card.exp_month:02d}/{card.exp_year + 1}" in page
+
+    stripe_customer.language = "de"
+    stripe_customer.save(update_fields=["language"])
+    page = billing_client.get("/billing/").content.decode()
+    assert "Pausiert" in page and "Paused" not in page
+
+
 def test_a_past_due_or_cancelled_subscription_does_not_offer_update_billing(billing_client, live_subscription):
     Subscription.objects.filter(pk=live_subscription.pk).update(status="past_due")
     page = billing_client.get("/billing/").content.decode()
