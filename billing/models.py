@@ -106,6 +106,9 @@ class Subscription(models.Model):
     unpaid_invoice_id = models.CharField(_("unpaid invoice"), max_length=64, blank=True)
     unpaid_amount = models.PositiveIntegerField(_("unpaid amount (minor units)"), default=0)
     unpaid_invoice_date = models.DateTimeField(_("unpaid invoice date"), null=True, blank=True)
+    # How many of its invoices were recorded as purchases (what a payment plan's instalments left are
+    # counted from): kept by invoice_record_paid, so the billing page need not count purchases per row.
+    payments_recorded = models.PositiveIntegerField(_("payments recorded"), default=0)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     synced_at = models.DateTimeField(_("last synced"), default=timezone.now)
 

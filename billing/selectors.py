@@ -1,21 +1,8 @@
 """Reads for the billing pages: one query shape whatever the number of cards or subscriptions."""
 
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
-
 from accounts.models import Customer
-from purchases.models import Purchase
 
 from .models import LIVE_STATUSES, Card, RetentionOfferRedemption, Subscription, SubscriptionStatus
-
-_payments_recorded = (
-    Purchase.objects.filter(stripe_subscription_id=OuterRef("stripe_subscription_id"))
-    .exclude(stripe_subscription_id="")
-    .order_by()
-    .values("stripe_subscription_id")
-    .annotate(count=Count("pk"))
-    .values("count")
-)
 
 
 def cards_for_customer(*, customer: Customer) -> list[Card]:
@@ -23,13 +10,12 @@ def cards_for_customer(*, customer: Customer) -> list[Card]:
 
 
 def subscriptions_for_customer(*, customer: Customer) -> list[Subscription]:
-    """The customer's subscriptions, newest first, with their offers and, as `payments_recorded`, how many
-    payments (purchases) each has recorded: what a payment plan's instalments left are counted from."""
+    """The customer's subscriptions, newest first, with their offers (each row carries its stored
+    `payments_recorded`, what a payment plan's instalments left are counted from)."""
     return list(
         Subscription.objects.filter(customer=customer)
         .select_related("offer")
         .exclude(status=SubscriptionStatus.INCOMPLETE_EXPIRED)
-        .annotate(payments_recorded=Coalesce(Subquery(_payments_recorded), 0))
         .order_by("-created_at", "-pk")
     )
 

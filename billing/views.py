@@ -90,12 +90,41 @@ def _customer_object(getter, **kwargs):
         raise Http404 from None
 
 
+def _card_shown_key(card: Card) -> str:
+    """Everything a card's line shows before its actions, as its {% cache %} key (with the language)."""
+    return repr((card.brand, card.last4, card.exp_month, card.exp_year, card.is_default, card.is_expired))
+
+
+def _subscription_shown_key(subscription: Subscription, card: Card | None, installments_left: int | None) -> str:
+    """Everything a subscription row shows before its actions, as its {% cache %} key (the template adds
+    the language and time zone): a changed value is a new key, so nothing needs clearing."""
+    return repr(
+        (
+            subscription.pk,
+            subscription.offer.name if subscription.offer else "",
+            installments_left,
+            subscription.status,
+            subscription.paused,
+            subscription.resumes_at,
+            subscription.cancel_at_period_end,
+            subscription.cancel_at,
+            subscription.current_period_end,
+            subscription.amount,
+            subscription.currency,
+            subscription.interval,
+            (card.brand, card.last4) if card else None,
+        )
+    )
+
+
 @login_required
 @processor_attached_required
 def index(request):
     customer = customer_get_or_create(user=request.user)
     subscriptions = selectors.subscriptions_for_customer(customer=customer)
     cards = selectors.cards_for_customer(customer=customer)
+    for card in cards:
+        card.shown_key = _card_shown_key(card)
     cards_by_id = {card.stripe_payment_method_id: card for card in cards}
     default_card = next((card for card in cards if card.is_default), None)
     rows = []
@@ -106,15 +135,17 @@ def index(request):
         installments_left = None
         if offer and offer.installments:
             installments_left = max(offer.installments - subscription.payments_recorded, 0)
+        card = cards_by_id.get(subscription.default_payment_method_id) or default_card
         rows.append(
             {
                 "subscription": subscription,
-                "card": cards_by_id.get(subscription.default_payment_method_id) or default_card,
+                "card": card,
                 "installments_left": installments_left,
                 "can_pause": self_pause and plans.subscription_can_self_pause(subscription=subscription),
                 "can_change_plan": bool(
                     switchable and plans.subscription_plan_switches(subscription=subscription, offers=switchable)
                 ),
+                "shown_key": _subscription_shown_key(subscription, card, installments_left),
             }
         )
     has_live = any(subscription.is_live for subscription in subscriptions)

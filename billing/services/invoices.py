@@ -2,6 +2,7 @@
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Customer
@@ -71,6 +72,11 @@ def invoice_record_paid(*, invoice: GatewayInvoice) -> Purchase | None:
     except IntegrityError:
         # Another delivery of the same invoice won the race; its purchase is the one.
         return Purchase.objects.get(stripe_invoice_id=invoice.id)
+    if invoice.subscription_id:
+        # Counted only here, where the purchase row was just created: a replayed invoice returned above.
+        Subscription.objects.filter(stripe_subscription_id=invoice.subscription_id).update(
+            payments_recorded=F("payments_recorded") + 1
+        )
     Customer.objects.filter(pk=customer.pk).update(last_activity_at=timezone.now())
     if offer.kind == OfferKind.PAYMENT_PLAN and invoice.subscription_id:
         _payment_plan_finish_if_paid(offer=offer, subscription_id=invoice.subscription_id)

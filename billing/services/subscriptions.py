@@ -12,7 +12,7 @@ from accounts.services import customer_record_activity
 from portal.models import ActorKind
 from portal.selectors import site_settings_get
 from portal.services import audit_record
-from purchases.models import Offer
+from purchases.models import Offer, Purchase
 
 from ..gateways.base import (
     GatewaySubscription,
@@ -62,6 +62,8 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
                     customer=customer,
                     status=SubscriptionStatus.INCOMPLETE,
                     created_at=timezone.now(),
+                    # An invoice may be paid and recorded before its subscription is first mirrored.
+                    payments_recorded=Purchase.objects.filter(stripe_subscription_id=remote.id).count(),
                 )
             is_new = True
         except IntegrityError:

@@ -313,6 +313,57 @@ def test_a_payment_plan_ends_after_its_last_instalment(stripe_customer, gateway)
     assert Subscription.objects.get(stripe_subscription_id=remote.id).cancel_at_period_end
 
 
+def test_each_paid_invoice_of_a_subscription_counts_once_as_a_recorded_payment(
+    live_subscription, stripe_customer, gateway
+):
+    invoices = [
+        gateway.invoice_create(
+            customer_id=stripe_customer.stripe_customer_id,
+            amount=1500,
+            subscription_id=live_subscription.stripe_subscription_id,
+            price_id="price_member",
+        )
+        for _ in range(2)
+    ]
+    for invoice in invoices:
+        services.invoice_record_paid(invoice=invoice)
+    services.invoice_record_paid(invoice=invoices[1])  # the same invoice again
+
+    assert Subscription.objects.get(pk=live_subscription.pk).payments_recorded == 2
+
+
+def test_payments_recorded_before_the_subscription_is_mirrored_are_counted_when_it_is(stripe_customer, gateway):
+    remote = gateway.subscription_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=1500, price_id="price_member"
+    )
+    OfferFactory(stripe_price_id="price_member")
+    invoice = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=1500, subscription_id=remote.id, price_id="price_member"
+    )
+    services.invoice_record_paid(invoice=invoice)
+    assert not Subscription.objects.filter(stripe_subscription_id=remote.id).exists()
+
+    assert services.subscription_sync(remote=remote).payments_recorded == 1
+
+
+def test_the_migration_counts_the_payments_each_subscription_already_recorded(stripe_customer):
+    import importlib
+
+    from django.apps import apps
+
+    from tests.factories import PurchaseFactory, SubscriptionFactory
+
+    backfill = importlib.import_module("billing.migrations.0008_subscription_payments_recorded")
+    paid, unpaid = SubscriptionFactory(customer=stripe_customer), SubscriptionFactory(customer=stripe_customer)
+    for subscription_id in [paid.stripe_subscription_id] * 3 + ["", "sub_gone"]:
+        PurchaseFactory(customer=stripe_customer, stripe_subscription_id=subscription_id)
+
+    backfill.count_recorded_payments(apps, None)
+
+    assert Subscription.objects.get(pk=paid.pk).payments_recorded == 3
+    assert Subscription.objects.get(pk=unpaid.pk).payments_recorded == 0
+
+
 def test_a_failed_payment_is_recorded(live_subscription, stripe_customer, gateway):
     gateway.subscription_update(subscription_id=live_subscription.stripe_subscription_id, status="past_due")
     invoice = gateway.invoice_create(

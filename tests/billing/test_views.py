@@ -46,26 +46,63 @@ def test_the_page_costs_the_same_queries_for_one_or_many_cards_and_subscriptions
     assert response.content.decode().count("data-subscription=") == 7
 
 
-def test_a_payment_plan_shows_the_instalments_left_counting_only_its_own_payments(billing_client, stripe_customer):
-    from tests.factories import OfferFactory, PurchaseFactory, SubscriptionFactory
+def test_a_payment_plan_shows_the_instalments_left_counting_only_its_own_payments(
+    billing_client, stripe_customer, gateway
+):
+    from billing.services import invoice_record_paid
+    from tests.factories import OfferFactory
 
-    plan = OfferFactory(name="Course in four payments", kind="payment_plan", installments=4, interval="month")
-    subscription = SubscriptionFactory(customer=stripe_customer, offer=plan)
-    for _ in range(3):
-        PurchaseFactory(
-            customer=stripe_customer, offer=plan, stripe_subscription_id=subscription.stripe_subscription_id
+    OfferFactory(
+        name="Course in four payments",
+        kind="payment_plan",
+        installments=4,
+        interval="month",
+        stripe_price_id="price_plan4",
+    )
+    remote = gateway.subscription_create(
+        customer_id=stripe_customer.stripe_customer_id, amount=5000, price_id="price_plan4"
+    )
+    subscription_sync(remote=remote)
+    for subscription_id in [remote.id, remote.id, remote.id, "sub_someone_else", ""]:
+        invoice = gateway.invoice_create(
+            customer_id=stripe_customer.stripe_customer_id,
+            amount=5000,
+            subscription_id=subscription_id,
+            price_id="price_plan4",
         )
-    PurchaseFactory(customer=stripe_customer, offer=plan, stripe_subscription_id="sub_someone_else")
-    PurchaseFactory(customer=stripe_customer, offer=plan, stripe_subscription_id="")
-    other_plan = SubscriptionFactory(
-        customer=stripe_customer, offer=OfferFactory(kind="payment_plan", installments=3, interval="month")
+        invoice_record_paid(invoice=invoice)
+        invoice_record_paid(invoice=invoice)  # a replayed delivery adds no payment
+    other_plan = OfferFactory(kind="payment_plan", installments=3, interval="month", stripe_price_id="price_plan3")
+    subscription_sync(
+        remote=gateway.subscription_create(
+            customer_id=stripe_customer.stripe_customer_id, amount=3000, price_id="price_plan3"
+        )
     )
 
     page = billing_client.get("/billing/").content.decode()
 
     assert "1 instalment left" in page  # 4 less the 3 payments of this subscription
     assert "3 instalments left" in page  # none paid on the other plan
-    assert other_plan.offer.name in page
+    assert other_plan.name in page
+
+
+def test_rows_kept_as_shown_follow_what_they_show_and_the_customers_language(
+    billing_client, live_subscription, stripe_customer
+):
+    card = Card.objects.get(customer=stripe_customer)
+    page = billing_client.get("/billing/").content.decode()
+    assert "£15.00 / month" in page and f"Expires {card.exp_month:02d}/{card.exp_year}" in page
+
+    Subscription.objects.filter(pk=live_subscription.pk).update(amount=2500, paused=True)
+    Card.objects.filter(pk=card.pk).update(exp_year=card.exp_year + 1)
+    page = billing_client.get("/billing/").content.decode()
+    assert "£25.00 / month" in page and "Paused" in page
+    assert f"Expires {card.exp_month:02d}/{card.exp_year + 1}" in page
+
+    stripe_customer.language = "de"
+    stripe_customer.save(update_fields=["language"])
+    page = billing_client.get("/billing/").content.decode()
+    assert "Pausiert" in page and "Paused" not in page
 
 
 def test_a_past_due_or_cancelled_subscription_does_not_offer_update_billing(billing_client, live_subscription):

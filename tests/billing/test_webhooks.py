@@ -81,6 +81,23 @@ def test_a_paid_invoice_event_creates_the_purchase_once_even_when_delivered_twic
     assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
 
 
+def test_a_replayed_paid_invoice_event_does_not_count_the_payment_twice(
+    post_webhook, paid_invoice, live_subscription, stripe_customer, gateway
+):
+    second = gateway.invoice_create(
+        customer_id=stripe_customer.stripe_customer_id,
+        amount=1500,
+        subscription_id=live_subscription.stripe_subscription_id,
+        price_id="price_member",
+    )
+    assert post_webhook(invoice_event(paid_invoice.id)).status_code == 200
+    assert post_webhook(invoice_event(second.id)).status_code == 200
+    # Replayed from the dashboard: a new event id about an invoice already recorded.
+    assert post_webhook(invoice_event(second.id, event_id="evt_replayed")).status_code == 200
+
+    assert Subscription.objects.get(pk=live_subscription.pk).payments_recorded == 2
+
+
 def test_unknown_event_types_are_stored_and_answered_200(post_webhook, db):
     assert post_webhook(stripe_event("balance.available", {"id": "bal_1", "object": "balance"})).status_code == 200
     assert WebhookEvent.objects.get().status == WebhookStatus.IGNORED
