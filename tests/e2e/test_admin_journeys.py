@@ -396,7 +396,7 @@ def test_support_can_open_a_contact_but_not_change_an_offer(support_page, ada):
     offer = Offer.objects.get(name="Watercolour course")
     page.goto(f"/admin/purchases/offer/{offer.pk}/change/")
     expect(page.get_by_role("heading", name="View offer")).to_be_visible()
-    expect(readonly(page, "price_amount")).to_have_text("4900")
+    expect(readonly(page, "price")).to_have_text("£49.00")  # money, not minor units
     expect(page.locator("input[name=price_amount]")).to_have_count(0)
     expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
 

@@ -137,7 +137,7 @@ def test_the_index_costs_the_same_queries_however_much_was_sold(creator_client, 
     for n in range(12):
         PurchaseFactory(customer=customer, purchased_at=months_ago(n))
 
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         response = creator_client.get("/admin/")
 
     assert response.context["dashboard"].active_subscriptions == 20

@@ -116,6 +116,10 @@ def own_path(route, me, *, valid_tokens: bool = False) -> str:
         "billing:card_remove": me.cards[0].pk,
         "billing:subscription_cancel": me.subscription.pk,
         "billing:subscription_keep": me.subscription.pk,
+        "billing:subscription_pause": me.subscription.pk,
+        "billing:subscription_resume": me.subscription.pk,
+        "billing:subscription_plan": me.subscription.pk,
+        "billing:subscription_pay": me.subscription.pk,
     }
     values = {}
     for name, converter in zip(route.args, route.converters, strict=True):
@@ -123,6 +127,8 @@ def own_path(route, me, *, valid_tokens: bool = False) -> str:
             values[name] = admin_object_id(route) if name in {"object_id", "pk", "id"} else "1"
         elif name == "number":
             values[name] = me.receipt.number
+        elif name == "year":
+            values[name] = me.receipt.issued_at.year
         elif name == "path":
             values[name] = "avatars/" + "0" * 32 + ".webp"
         elif valid_tokens and route.name in {"accounts:hub", "accounts:unsubscribe"}:

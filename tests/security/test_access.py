@@ -53,9 +53,14 @@ OBJECT_ROUTES = {
     "billing:card_remove": "card",
     "billing:subscription_cancel": "subscription",
     "billing:subscription_keep": "subscription",
+    "billing:subscription_pause": "subscription",
+    "billing:subscription_resume": "subscription",
+    "billing:subscription_plan": "subscription",
+    "billing:subscription_pay": "subscription",
     "purchases:receipt": "receipt",
     "purchases:receipt_pdf": "receipt",
     "purchases:receipt_correct": "receipt",
+    "purchases:receipt_resend": "receipt",
     "accounts:hub": "hub token",
     "accounts:unsubscribe": "unsubscribe token",
 }
@@ -63,6 +68,7 @@ OBJECT_ROUTES = {
 NOT_OBJECT_ROUTES = {
     "account_confirm_email": "allauth's email-confirmation key: a random secret allauth stores and checks",
     "account_reset_password_from_key": "allauth's password-reset key: a random secret allauth checks",
+    "purchases:receipts_year_zip": "a year: the archive holds only the signed-in customer's own receipts of it",
     "": "media: avatars under random 128-bit names (public by design, the directory shows them) and the logo",
 }
 
