@@ -19,8 +19,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.contact import CONTACT_FIELDS
 from accounts.models import Customer, CustomField
+from accounts.services import PROFILE_FIELDS as ACCOUNT_PROFILE_FIELDS
 from accounts.services import hub_link_nonce_rotate
+from accounts.social import SOCIAL_FIELDS
 from billing.gateways.base import get_gateway
 from billing.models import Card, Subscription
 from billing.services import customer_processor_deleted
@@ -34,57 +37,16 @@ from purchases.receipts import receipts_zip_stream
 STAFF_NOT_ERASED = _("Staff accounts are not erased here: take away their staff status first.")
 ALREADY_ERASED = _("This account was erased already.")
 
-# The contact and profile fields erasure empties (receipts keep their own copy of the billing ones).
-ERASED_FIELDS = [
-    "full_name",
-    "email",
-    "phone",
-    "tax_id_type",
-    "tax_id_value",
+# The fields each part of the export holds and erasure empties, from where the account app declares them.
+PREFERENCE_FIELDS = tuple(name for name in ACCOUNT_PROFILE_FIELDS if name.startswith("notify_"))
+PROFILE_FIELDS = (*SOCIAL_FIELDS, *(name for name in ACCOUNT_PROFILE_FIELDS if name not in PREFERENCE_FIELDS))
+# Receipts keep their own copy of the billing ones.
+ERASED_FIELDS = (
+    *CONTACT_FIELDS,
     "tax_id_status",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "bio",
-    "location",
-    "x_username",
-    "instagram_username",
-    "linkedin_username",
-    "youtube_handle",
-    "tiktok_username",
-    "website_url",
+    *(name for name in SOCIAL_FIELDS if name != "directory_opt_in"),
     "external_user_id",
-]
-CONTACT_FIELDS = [
-    "full_name",
-    "email",
-    "phone",
-    "tax_id_type",
-    "tax_id_value",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-]
-PROFILE_FIELDS = [
-    "bio",
-    "location",
-    "x_username",
-    "instagram_username",
-    "linkedin_username",
-    "youtube_handle",
-    "tiktok_username",
-    "website_url",
-    "directory_opt_in",
-    "language",
-    "time_zone",
-]
-PREFERENCE_FIELDS = ["notify_product_updates", "notify_marketing", "notify_community_digest", "notify_billing_notices"]
+)
 
 
 class DataRightsError(UserFacingError):
