@@ -28,6 +28,7 @@ ENTRYPOINT_COMMANDS = {
     "web": "portal-web",
     "worker": "portal-worker",
     "sweep": "portal-sweep",
+    "housekeeping": "portal-housekeeping",
     "release": "portal-release",
     "collectstatic": "portal-collectstatic",
     "healthcheck": "portal-healthcheck",
@@ -165,3 +166,5 @@ def test_compose_queues_tasks_on_rq_in_a_redis_that_keeps_them_and_sweeps_every_
     assert queue[queue.index("--maxmemory-policy") + 1] == "noeviction"
     assert services["sweep"]["command"] == ["sweep", "--every", "300"]
     assert "sweep)" in (DEPLOY / "entrypoint.sh").read_text()
+    assert services["housekeeping"]["command"] == ["housekeeping", "--every", "86400"]
+    assert services["housekeeping"]["environment"]["TASKS_BACKEND"] == "rq"
