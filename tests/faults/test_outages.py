@@ -2,7 +2,8 @@
 
 The web (gunicorn) and one task worker run as real processes over the test's private PostgreSQL and
 Redis (tests/faults/conftest.py). Nothing is restarted by the test but the server it took down; the
-worker must be the same process at the end (it waited the outage out), and every email sent once.
+worker must be the same process at the end (it waited the outage out), and every email sent, once but for
+the one a database outage can catch between the mail server and its "sent" mark.
 """
 
 import re
@@ -43,10 +44,15 @@ def sweep_until_all_sent(stack, expected: int, timeout: float = 300) -> None:
     wait_until("every email sent", all_sent, timeout, stack, interval=3)  # the sweep's own runs are progress
 
 
-def assert_sent_once(stack, expected: int) -> None:
+def assert_sent_once(stack, expected: int, *, in_flight: int = 0) -> None:
+    """Every email sent, each under its own Message-ID; at most `in_flight` written twice. An email the mail
+    server took just before the database went away keeps its "queued" mark (the commit of "sent" failed), so
+    it goes again, under the same Message-ID, which mail systems show once (docs/operations.md,
+    *At least once, never twice*)."""
     assert stack.emails_by_status() == {"sent": expected}
     message_ids = [message["Message-ID"] for message in stack.mail_files()]
-    assert len(message_ids) == len(set(message_ids)) == expected
+    assert len(set(message_ids)) == expected
+    assert len(message_ids) - expected <= in_flight, f"{len(message_ids) - expected} emails written twice"
 
 
 @pytest.mark.parametrize("backend", ["rq", "db"])
@@ -65,7 +71,7 @@ def test_a_database_restart_is_waited_out_by_the_worker_and_the_web(make_stack, 
 
     stack.seed("emails", "5")  # and new work after the restart
     sweep_until_all_sent(stack, 25)
-    assert_sent_once(stack, 25)
+    assert_sent_once(stack, 25, in_flight=1)  # one worker: one email can be between the mail server and its mark
     assert worker.poll() is None, stack.logs()  # the same worker process: it waited, it did not exit
     assert "starting again" in (stack.tmp / "worker.log").read_text() or backend == "rq"
     answer, _ = sign_in(stack.web_url)
