@@ -220,10 +220,10 @@ class Stack:
     def start_worker(self, name: str) -> subprocess.Popen:
         return self.start(name, [sys.executable, "manage.py", "task_worker", "--interval=0.1", "-v0"])
 
-    def start_web(self) -> None:
+    def start_web(self, workers: int = 2) -> None:
         port = free_port()
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        self.start("web", [gunicorn, "portal.wsgi", "--workers=2", f"--bind=127.0.0.1:{port}", "--timeout=30",
+        self.start("web", [gunicorn, "portal.wsgi", f"--workers={workers}", f"--bind=127.0.0.1:{port}", "--timeout=30",
                            "--log-level=warning"])  # fmt: skip
         self.web_url = f"http://127.0.0.1:{port}"
         wait_listening(port, self.processes["web"], "gunicorn", timeout=30)

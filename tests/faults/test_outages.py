@@ -17,11 +17,13 @@ from tests.faults.conftest import CUSTOMER_EMAIL, PASSWORD, wait_progress, wait_
 SIGN_IN_SECONDS = 1.0
 
 
-def sign_in(node: str) -> tuple[requests.Response, float]:
-    """Sign in through allauth's form; return the answer to the POST and the seconds the two requests took."""
+def sign_in(node: str) -> tuple[requests.Response, float, tuple[float, float]]:
+    """Sign in through allauth's form; return the answer to the POST, the seconds the two requests took, and
+    each request's seconds (the login page, the POST)."""
     browser = requests.Session()
     started = time.monotonic()
     page = browser.get(f"{node}/accounts/login/", timeout=30)
+    got = time.monotonic()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     answer = browser.post(
         f"{node}/accounts/login/",
@@ -29,7 +31,8 @@ def sign_in(node: str) -> tuple[requests.Response, float]:
         allow_redirects=False,
         timeout=30,
     )
-    return answer, time.monotonic() - started
+    done = time.monotonic()
+    return answer, done - started, (got - started, done - got)
 
 
 def sweep_until_all_sent(stack, expected: int, timeout: float = 300) -> None:
@@ -74,7 +77,7 @@ def test_a_database_restart_is_waited_out_by_the_worker_and_the_web(make_stack, 
     assert_sent_once(stack, 25, in_flight=1)  # one worker: one email can be between the mail server and its mark
     assert worker.poll() is None, stack.logs()  # the same worker process: it waited, it did not exit
     assert "starting again" in (stack.tmp / "worker.log").read_text() or backend == "rq"
-    answer, _ = sign_in(stack.web_url)
+    answer, _, _ = sign_in(stack.web_url)
     assert answer.status_code == 302, answer.text[:500]
     assert requests.get(f"{stack.web_url}/healthz", timeout=10).status_code == 200
 
@@ -87,7 +90,7 @@ def test_a_redis_restart_is_waited_out_by_the_rq_worker_and_sign_in_goes_on(make
     wait_progress(stack, "the first emails sent", lambda: stack.emails_by_status().get("sent", 0), 3)
 
     stack.redis.kill()
-    answer, _ = sign_in(stack.web_url)  # the cache answers as empty; sessions are in the database
+    answer, _, _ = sign_in(stack.web_url)  # the cache answers as empty; sessions are in the database
     assert answer.status_code == 302, answer.text[:500]
     stack.seed("emails", "5")  # queued while the queue is away: they wait in the outbox
     time.sleep(2)
@@ -96,34 +99,42 @@ def test_a_redis_restart_is_waited_out_by_the_rq_worker_and_sign_in_goes_on(make
     sweep_until_all_sent(stack, 25)
     assert_sent_once(stack, 25)
     assert worker.poll() is None, stack.logs()
-    answer, _ = sign_in(stack.web_url)
+    answer, _, _ = sign_in(stack.web_url)
     assert answer.status_code == 302
 
 
 def test_with_redis_frozen_sign_in_answers_within_a_second(make_stack):
-    """Within a second of what it takes with Redis answering: the machine's own speed is not Redis's doing
-    (on a loaded test machine a sign-in alone can take seconds)."""
+    """Each answer of a sign-in (the login page, the POST) within a second of what it takes with Redis answering:
+    the machine's own speed is not Redis's doing (on a loaded test machine a sign-in alone can take seconds).
+    A gunicorn worker that meets the frozen Redis waits one socket timeout (0.5 s), then skips Redis for
+    REDIS_RETRY_SECONDS. One gunicorn worker, so that no request is timed in a worker that never served one
+    (a cold worker's first sign-in is slower, Redis or not)."""
     stack = make_stack("rq")
-    stack.start_web()
+    stack.start_web(workers=1)
     answering = []
     for _ in range(3):
-        answer, seconds = sign_in(stack.web_url)
+        answer, _, requests_seconds = sign_in(stack.web_url)
         assert answer.status_code == 302
-        answering.append(seconds)
+        answering.append(requests_seconds)
 
     stack.redis.freeze()  # SIGSTOP: connections open, nothing answers
     try:
         frozen = []
         for _ in range(3):
-            answer, seconds = sign_in(stack.web_url)
+            answer, _, requests_seconds = sign_in(stack.web_url)
             assert answer.status_code == 302, answer.text[:500]
-            frozen.append(seconds)
+            frozen.append(requests_seconds)
     finally:
         stack.redis.thaw()
     report = (
-        f"sign-in (login page and POST) with Redis answering: {', '.join(f'{t:.2f}' for t in answering)} s;"
-        f" frozen: {', '.join(f'{t:.2f}' for t in frozen)} s"
+        "sign-in (login page, POST) with Redis answering: "
+        + ", ".join(f"{page:.2f}+{post:.2f}" for page, post in answering)
+        + " s; frozen: "
+        + ", ".join(f"{page:.2f}+{post:.2f}" for page, post in frozen)
+        + " s"
     )
     print(report)
-    # Against the warm sign-ins' mean, not their fastest: on a busy machine one sign-in alone varies by half a second.
-    assert max(frozen) - sum(answering[1:]) / len(answering[1:]) < SIGN_IN_SECONDS, report
+    # Against the warm requests' mean (the first, cold one left out): on a busy machine one request alone varies.
+    for request in (0, 1):
+        warm = sum(seconds[request] for seconds in answering[1:]) / len(answering[1:])
+        assert max(seconds[request] for seconds in frozen) - warm < SIGN_IN_SECONDS, report
