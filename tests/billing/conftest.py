@@ -124,6 +124,23 @@ def stripe_customer(customer, gateway):
 
 
 @pytest.fixture
+def member(stripe_customer):
+    """The signed-up customer's user, who acts on their own subscriptions."""
+    return stripe_customer.user
+
+
+@pytest.fixture
+def member_client(client, member):
+    client.force_login(member, backend="accounts.backends.PortalAuthenticationBackend")
+    return client
+
+
+def calls(gateway, name: str) -> list[dict]:
+    """The keyword arguments of each call the fake gateway took to `name`, in order."""
+    return [kwargs for call, kwargs in gateway.calls if call == name]
+
+
+@pytest.fixture
 def subscription_offer(db):
     from tests.factories import OfferFactory
 

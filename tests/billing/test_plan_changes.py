@@ -8,22 +8,18 @@ from django.core import signing
 from django.urls import reverse
 from django.utils import translation
 
-from accounts.models import User
 from billing import plans, services
 from billing.gateways.base import CardDeclined
 from billing.models import Subscription
 from console.emails import email_render
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
+from tests.billing.conftest import calls
 from tests.factories import OfferFactory
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 PERIOD_END = datetime(2026, 12, 18, 9, 0, tzinfo=UTC)  # half of the fake's 30-day period left
-
-
-def calls(gateway, name):
-    return [kwargs for call, kwargs in gateway.calls if call == name]
 
 
 @pytest.fixture(autouse=True)
@@ -59,17 +55,6 @@ def subscription(yearly, live_subscription, gateway) -> Subscription:
         subscription_id=live_subscription.stripe_subscription_id, current_period_end=PERIOD_END
     )
     return services.subscription_sync(remote=remote)
-
-
-@pytest.fixture
-def member(stripe_customer) -> User:
-    return stripe_customer.user
-
-
-@pytest.fixture
-def member_client(client, member):
-    client.force_login(member, backend="accounts.backends.PortalAuthenticationBackend")
-    return client
 
 
 # Which switches -----------------------------------------------------------------------------------

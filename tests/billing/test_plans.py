@@ -11,15 +11,12 @@ from accounts.models import User
 from billing import plans, services
 from billing.models import Subscription
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
+from tests.billing.conftest import calls
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 PERIOD_END = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
-
-
-def calls(gateway, name):
-    return [kwargs for call, kwargs in gateway.calls if call == name]
 
 
 @pytest.fixture(autouse=True)
@@ -39,17 +36,6 @@ def subscription(live_subscription, gateway) -> Subscription:
         subscription_id=live_subscription.stripe_subscription_id, current_period_end=PERIOD_END
     )
     return services.subscription_sync(remote=remote)
-
-
-@pytest.fixture
-def member(stripe_customer) -> User:
-    return stripe_customer.user
-
-
-@pytest.fixture
-def member_client(client, member):
-    client.force_login(member, backend="accounts.backends.PortalAuthenticationBackend")
-    return client
 
 
 # The service ------------------------------------------------------------------------------------

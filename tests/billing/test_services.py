@@ -13,13 +13,10 @@ from billing.models import Card, Subscription, SubscriptionStatus
 from billing.tasks import customer_push, retry_delay
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
 from purchases.models import AccessGrant, Purchase, Receipt
+from tests.billing.conftest import calls
 from tests.factories import OfferFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def calls(gateway, name):
-    return [kwargs for call, kwargs in gateway.calls if call == name]
 
 
 # The processor's customer -----------------------------------------------------------------------
