@@ -212,7 +212,11 @@ def test_a_database_error_at_any_write_of_the_apply_rolls_it_back_and_the_sweep_
     make = scenario[kind]
     body, effect = make()
     assert deliver(body).status_code == 200
-    writes = _count_writes(run_tasks)  # a clean run: how many writes the task's apply makes
+    run_tasks()  # the first apply fills caches (one write to the cache table), which later applies only read
+    assert effect() == 1
+    body, effect = make()
+    assert deliver(body).status_code == 200
+    writes = _count_writes(run_tasks)  # a clean warm run: how many writes the task's apply makes
     assert writes >= 3 and effect() == 1
     failed_at = []
     for n in range(1, writes + 1):
