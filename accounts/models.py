@@ -28,8 +28,30 @@ def language_choices() -> list[tuple[str, str]]:
     return list(settings.LANGUAGES)
 
 
-# The support staff's role, a group made by migration accounts.0004; the creator is a superuser.
+# The support staff's role, a group made by migration accounts.0004 and changed by later ones; the
+# creator is a superuser. This is the role as the migrations leave it today (each migration keeps its
+# own frozen list), used to make the group again when it is missing.
 SUPPORT_GROUP = "Support"
+SUPPORT_PERMISSIONS = (
+    "accounts.view_customer",
+    "accounts.change_customer",
+    "accounts.view_as_customer",
+    "accounts.send_login_email",
+    "accounts.view_customfield",
+    "purchases.view_product",
+    "purchases.view_offer",
+    "purchases.view_purchase",
+    "purchases.view_receipt",
+    "purchases.view_refund",
+    "purchases.add_refund",
+    "purchases.view_accessgrant",
+    "purchases.add_accessgrant",
+    "billing.view_card",
+    "billing.view_subscription",
+    "billing.change_subscription",
+    "billing.view_cancellationfeedback",
+    "portal.view_auditentry",
+)
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -27,7 +27,7 @@ from .activity import customer_record_activity  # noqa: F401 - re-exported: the 
 from .avatars import avatar_reencode
 from .contact import CONTACT_FIELDS
 from .hub import HubLinkUsed
-from .models import SUPPORT_GROUP, Customer, CustomField, CustomFieldType, TaxIdStatus, User
+from .models import SUPPORT_GROUP, SUPPORT_PERMISSIONS, Customer, CustomField, CustomFieldType, TaxIdStatus, User
 from .preferences import EmailCategory
 from .signals import contact_changed
 from .social import SOCIAL_FIELDS
@@ -399,22 +399,19 @@ def customer_send_password_reset(*, customer: Customer, by: User, request) -> No
 
 
 def support_group_ensure():
-    """The Support group its data migration made, made again from the migration's own list of
+    """The Support group as the migrations made it, made again from the role's current list of
     permissions when it is missing (a database flushed by tests, or deleted by hand).
 
-    Not the migration's function: given the live app registry, it would leave every app without its
+    Not the migrations' functions: given the live app registry, they would leave every app without its
     models module, and later flushes would then recreate no content types or permissions.
     """
-    from importlib import import_module
-
     from django.contrib.auth.models import Group, Permission
 
     group, created = Group.objects.get_or_create(name=SUPPORT_GROUP)
     if created:
-        role = import_module("accounts.migrations.0004_support_group")
         group.permissions.set(
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            for app_label, codename in (name.split(".") for name in role.SUPPORT_PERMISSIONS)
+            for app_label, codename in (name.split(".") for name in SUPPORT_PERMISSIONS)
         )
     return group
 

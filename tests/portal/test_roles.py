@@ -30,6 +30,7 @@ SUPPORT_PERMISSIONS = {
     "billing.view_card",
     "billing.view_subscription",
     "billing.change_subscription",
+    "billing.view_cancellationfeedback",
     "portal.view_auditentry",
 }
 
@@ -80,6 +81,7 @@ PAGES = {
     "receipts": ("get", "/admin/purchases/receipt/", {"creator": OK, "support": OK}),
     "access grants": ("get", "/admin/purchases/accessgrant/", {"creator": OK, "support": OK}),
     "audit trail": ("get", "/admin/portal/auditentry/", {"creator": OK, "support": OK}),
+    "cancellation reasons": ("get", "/admin/billing/cancellationfeedback/", {"creator": OK, "support": OK}),
     "users": ("get", "/admin/accounts/user/", {"creator": OK, "support": DENIED}),
     "dashboard": ("get", "/admin/", {"creator": OK, "support": OK}),
     "view as customer": ("post", "/admin/accounts/customer/{pk}/view-as/", {"creator": OK, "support": OK}),
@@ -112,6 +114,31 @@ def test_the_support_group_holds_exactly_its_permissions():
     granted = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
 
     assert granted == SUPPORT_PERMISSIONS
+
+
+def test_a_support_group_made_again_holds_what_the_migrations_gave_it():
+    from accounts.services import support_group_ensure
+
+    Group.objects.filter(name=SUPPORT_GROUP).delete()
+
+    group = support_group_ensure()
+
+    granted = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
+    assert granted == SUPPORT_PERMISSIONS
+
+
+def test_support_reads_why_a_contact_cancelled_on_the_contact_page(support_client, subject):
+    from billing.models import CancellationFeedback, CancellationReason
+    from tests.factories import SubscriptionFactory
+
+    subscription = SubscriptionFactory(customer=subject)
+    CancellationFeedback.objects.create(
+        subscription=subscription, customer=subject, reason=CancellationReason.TOO_EXPENSIVE, comment="Dear in winter"
+    )
+
+    page = support_client.get(f"/admin/accounts/customer/{subject.pk}/change/").content.decode()
+
+    assert "Dear in winter" in page
 
 
 def test_support_corrects_a_contacts_details_through_the_contact_service(support_client, support_user, subject):
