@@ -26,9 +26,12 @@ class EmlFileBackend(BaseEmailBackend):
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             path = os.path.join(self.file_path, f"{stamp}-{uuid.uuid4().hex[:8]}.eml")
             mime = message.message()
-            data = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))  # built before the file is created
-            with open(path, "wb") as handle:
+            data = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+            # Written under another name and renamed: whoever watches the folder (a mail reader, the deploy
+            # test) sees a whole message or none, never one cut short.
+            with open(f"{path}.part", "wb") as handle:
                 handle.write(data)
+            os.replace(f"{path}.part", path)
         return len(email_messages)
 
 

@@ -27,6 +27,26 @@ def test_file_urls_write_one_eml_file_per_message(settings, tmp_path):
     assert b"\r\n" in files[0].read_bytes()  # as mail travels, so any mail program opens it
 
 
+def test_a_message_appears_in_the_folder_only_once_it_is_whole(settings, tmp_path, monkeypatch):
+    import os
+
+    settings.MAILERS = {"default": mailer_from_url(f"file://{tmp_path}")}
+    seen_while_writing = []
+    rename = os.replace
+
+    def replace(source, target):
+        seen_while_writing.extend(tmp_path.glob("*.eml"))  # a watcher looking just before the rename
+        rename(source, target)
+
+    monkeypatch.setattr("portal.mail.os.replace", replace)
+    EmailMultiAlternatives("Your receipt", "Plain text", "shop@example.com", ["ada@example.com"]).send()
+
+    assert seen_while_writing == []
+    [path] = tmp_path.iterdir()
+    assert path.suffix == ".eml"
+    assert email.message_from_bytes(path.read_bytes(), policy=policy.default)["To"] == "ada@example.com"
+
+
 def test_the_reader_prints_the_headers_and_the_text_of_a_written_message(settings, tmp_path):
     settings.MAILERS = {"default": mailer_from_url(f"file://{tmp_path}")}
     message = EmailMultiAlternatives("Café receipt", "Total: £49.00", "shop@example.com", ["ada@example.com"])
