@@ -17,6 +17,9 @@ queues nothing twice; a run that was missed catches up the next day, as long as 
 - Card expiring: a card that expires at the end of this month or the next and pays a subscription that
   is still charging (its own default card, or the customer's default when it has none); the customer
   may turn them off (`notify_card_expiry_reminders`).
+
+Nothing is sent while the payment processor is detached (`SiteSettings.processor_attached`): the
+business bills directly then, and the billing pages the reminders link to are hidden.
 """
 
 import logging
@@ -37,6 +40,7 @@ from ..models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
 logger = logging.getLogger(__name__)
 
 TRIAL_REMINDER_DAYS = 3
+REMINDER_KINDS = (EmailKind.RENEWAL_REMINDER, EmailKind.TRIAL_ENDING, EmailKind.CARD_EXPIRING)
 # Rows read and emails inserted per transaction: the queries of a run grow with the batches, never
 # with the customers in one.
 REMINDER_BATCH_SIZE = 500
@@ -54,6 +58,9 @@ def reminders_queue(*, now: datetime | None = None, batch_size: int = REMINDER_B
     """Queue every reminder that is due and was not queued before; return how many of each kind now."""
     now = now or timezone.now()
     site = site_settings_get()
+    if not site.processor_attached:
+        # The business bills directly for now: the pages the reminders link to are hidden.
+        return {str(kind): 0 for kind in REMINDER_KINDS}
     counts = {
         EmailKind.RENEWAL_REMINDER: _queue_all(_renewals_due(site=site, now=now), _renewal_email, batch_size),
         EmailKind.TRIAL_ENDING: _queue_all(_trials_ending(now=now), _trial_email, batch_size),

@@ -136,6 +136,15 @@ def test_payment_plan_instalments_are_not_renewals(db):
     assert queued() == []
 
 
+def test_nothing_is_reminded_while_the_payment_processor_is_detached(db):
+    site_settings_update(data={"processor_attached": False})
+    yearly()
+    SubscriptionFactory(customer=CardFactory(exp_month=7, exp_year=2026).customer)
+
+    assert reminders_queue() == {"renewal_reminder": 0, "trial_ending": 0, "card_expiring": 0}
+    assert queued() == []
+
+
 # --- trials --------------------------------------------------------------------------------------
 
 
@@ -336,12 +345,14 @@ def test_optional_reminders_are_skipped_for_a_customer_who_turned_them_off(
 
 
 def _due_customers(count: int) -> None:
+    """Customers due one reminder of each kind (a renewal each for a yearly and a monthly plan)."""
+    offer = OfferFactory(kind="subscription", interval="month")
     for _ in range(count):
         customer = CustomerFactory(user__password=None)
         CardFactory(customer=customer, exp_month=7, exp_year=2026)
-        yearly(customer=customer)
-        monthly(customer=customer)
-        monthly(customer=customer, status="trialing")
+        yearly(customer=customer, offer=OfferFactory(kind="subscription", interval="year"))
+        monthly(customer=customer, offer=offer)
+        monthly(customer=customer, offer=offer, status="trialing")
         SubscriptionFactory(customer=customer, current_period_end=NOW + timedelta(days=20))  # not due
 
 
