@@ -503,3 +503,17 @@ def test_the_reminders_read_in_german_with_sie(db):
         text = rendered.text.replace("/cancel/", "")  # "cancel" may only appear in the link
         for english in ("renews", "trial", "expires", "Manage your", "cancel"):
             assert english not in text, english
+
+
+def test_the_one_click_link_in_a_card_reminder_turns_only_card_reminders_off(berlin_customer, client):
+    rendered = email_render(customer=berlin_customer, kind=EmailKind.CARD_EXPIRING, context=CARD)
+    url = rendered.headers["List-Unsubscribe"].strip("<>")
+
+    # What a mail provider sends (RFC 8058): a POST with this body, no cookies, no CSRF token.
+    response = client.post(url, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 200
+    assert "We will not email you card expiry reminders any more." in response.content.decode()
+    berlin_customer.refresh_from_db()
+    assert berlin_customer.notify_card_expiry_reminders is False
+    assert (berlin_customer.notify_renewal_reminders, berlin_customer.notify_billing_notices) == (True, True)
