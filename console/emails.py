@@ -334,7 +334,8 @@ def _reminder_context(customer: Customer, data: dict) -> dict:
     interval, count = data["interval"], int(data["interval_count"] or 1)
     return {
         **_money_context(data),
-        "offer_name": data["offer_name"] or gettext("your subscription"),
+        # "Your Clay Studio subscription renews …" reads well where "Your your subscription …" would not.
+        "offer_name": data["offer_name"] or site.business_name,
         "renews_at": _datetime(data.get("renews_at")),
         "trial_ends_at": _datetime(data.get("trial_ends_at")),
         # The term the charge pays for, in the words of a whole sentence (German inflects around it).

@@ -460,7 +460,7 @@ def test_the_trial_reminder_says_when_the_first_charge_comes_and_how_much(berlin
 
     rendered = email_render(customer=berlin_customer, kind=EmailKind.TRIAL_ENDING, context=context)
 
-    assert rendered.subject == "Your your subscription trial ends on July 1, 2026"
+    assert rendered.subject == "Your Customer Portal trial ends on July 1, 2026"  # no offer: the business's name
     for body in (rendered.text, rendered.html):
         assert "trial ends on" in body and "July 1, 2026" in body
         assert "£15.00" in body and "again every month until you cancel" in body
