@@ -342,12 +342,10 @@ def _reminder_context(customer: Customer, data: dict) -> dict:
         "period": "year" if renews_yearly(interval=interval, interval_count=count) else interval if count == 1 else "",
         "hub_url": hub_link_url(customer=customer, next_path=BILLING_PATH),
         "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
-        "billing_url": absolute_url(BILLING_PATH),
         "cancel_url": absolute_url(CANCEL_PATH.format(pk=int(data["subscription_id"])))
         if site.self_cancel_enabled
         else "",
         "cancel_instructions": "" if site.self_cancel_enabled else site.self_cancel_instructions,
-        "business_email": site.business_email,
     }
 
 
