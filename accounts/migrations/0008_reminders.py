@@ -4,32 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0007_support_corrects_contacts'),
+        ("accounts", "0007_support_corrects_contacts"),
     ]
 
     operations = [
         migrations.RemoveField(
-            model_name='customer',
-            name='notify_community_digest',
+            model_name="customer",
+            name="notify_community_digest",
         ),
         migrations.RemoveField(
-            model_name='customer',
-            name='notify_marketing',
+            model_name="customer",
+            name="notify_marketing",
         ),
         migrations.RemoveField(
-            model_name='customer',
-            name='notify_product_updates',
+            model_name="customer",
+            name="notify_product_updates",
         ),
         migrations.AddField(
-            model_name='customer',
-            name='notify_card_expiry_reminders',
-            field=models.BooleanField(default=True, verbose_name='card expiry reminders'),
+            model_name="customer",
+            name="notify_card_expiry_reminders",
+            field=models.BooleanField(default=True, verbose_name="card expiry reminders"),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='notify_renewal_reminders',
-            field=models.BooleanField(default=True, verbose_name='renewal reminders for monthly plans'),
+            model_name="customer",
+            name="notify_renewal_reminders",
+            field=models.BooleanField(default=True, verbose_name="renewal reminders for monthly plans"),
         ),
     ]

@@ -5,30 +5,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0012_email_kind_plan_changed_and_retention_offer'),
+        ("portal", "0012_email_kind_plan_changed_and_retention_offer"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sitesettings',
-            name='monthly_renewal_reminder_days',
-            field=models.PositiveSmallIntegerField(default=3, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(14)], verbose_name='monthly renewal reminder: days before'),
+            model_name="sitesettings",
+            name="monthly_renewal_reminder_days",
+            field=models.PositiveSmallIntegerField(
+                default=3,
+                validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(14)],
+                verbose_name="monthly renewal reminder: days before",
+            ),
         ),
         migrations.AddField(
-            model_name='sitesettings',
-            name='monthly_renewal_reminders_enabled',
-            field=models.BooleanField(default=False, help_text='Customers may still turn these reminders off in their email preferences.', verbose_name='remind customers on monthly plans too'),
+            model_name="sitesettings",
+            name="monthly_renewal_reminders_enabled",
+            field=models.BooleanField(
+                default=False,
+                help_text="Customers may still turn these reminders off in their email preferences.",
+                verbose_name="remind customers on monthly plans too",
+            ),
         ),
         migrations.AddField(
-            model_name='sitesettings',
-            name='renewal_reminder_days',
-            field=models.PositiveSmallIntegerField(default=30, help_text='Customers on yearly plans are reminded this many days before their plan renews, with the amount, the date and a link to manage or cancel it (15 to 45 days, as automatic-renewal laws ask).', validators=[django.core.validators.MinValueValidator(15), django.core.validators.MaxValueValidator(45)], verbose_name='annual renewal reminder: days before'),
+            model_name="sitesettings",
+            name="renewal_reminder_days",
+            field=models.PositiveSmallIntegerField(
+                default=30,
+                help_text="Customers on yearly plans are reminded this many days before their plan renews, with the amount, the date and a link to manage or cancel it (15 to 45 days, as automatic-renewal laws ask).",
+                validators=[django.core.validators.MinValueValidator(15), django.core.validators.MaxValueValidator(45)],
+                verbose_name="annual renewal reminder: days before",
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='kind',
-            field=models.CharField(choices=[('welcome', 'Welcome'), ('hub_link', 'Sign-in link'), ('receipt', 'Receipt'), ('payment_failed', 'Payment failed'), ('card_update_link', 'Card update link'), ('refund_issued', 'Refund issued'), ('refund_failed', 'Refund failed'), ('card_updated', 'Card updated'), ('subscription_cancel_scheduled', 'Subscription cancellation scheduled'), ('subscription_canceled', 'Subscription cancelled'), ('subscription_paused', 'Subscription paused'), ('subscription_resumed', 'Subscription resumed'), ('plan_changed', 'Plan changed'), ('retention_offer_applied', 'Retention offer applied'), ('renewal_reminder', 'Renewal reminder'), ('trial_ending', 'Trial ending reminder'), ('card_expiring', 'Card expiry reminder')], max_length=40, verbose_name='kind'),
+            model_name="outboundemail",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("welcome", "Welcome"),
+                    ("hub_link", "Sign-in link"),
+                    ("receipt", "Receipt"),
+                    ("payment_failed", "Payment failed"),
+                    ("card_update_link", "Card update link"),
+                    ("refund_issued", "Refund issued"),
+                    ("refund_failed", "Refund failed"),
+                    ("card_updated", "Card updated"),
+                    ("subscription_cancel_scheduled", "Subscription cancellation scheduled"),
+                    ("subscription_canceled", "Subscription cancelled"),
+                    ("subscription_paused", "Subscription paused"),
+                    ("subscription_resumed", "Subscription resumed"),
+                    ("plan_changed", "Plan changed"),
+                    ("retention_offer_applied", "Retention offer applied"),
+                    ("renewal_reminder", "Renewal reminder"),
+                    ("trial_ending", "Trial ending reminder"),
+                    ("card_expiring", "Card expiry reminder"),
+                ],
+                max_length=40,
+                verbose_name="kind",
+            ),
         ),
     ]
