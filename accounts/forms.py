@@ -222,15 +222,15 @@ class ProfileForm(forms.ModelForm):
             "language",
             "time_zone",
             "notify_billing_notices",
-            "notify_product_updates",
-            "notify_marketing",
-            "notify_community_digest",
+            "notify_renewal_reminders",
+            "notify_card_expiry_reminders",
         ]
         help_texts = {
             "notify_billing_notices": _("Card changes, and subscriptions cancelled, paused or resumed."),
-            "notify_product_updates": _("New lessons, features and changes to what you bought."),
-            "notify_marketing": _("Offers and news from us."),
-            "notify_community_digest": _("A weekly summary of the community."),
+            "notify_renewal_reminders": _(
+                "A few days before a monthly subscription renews, with the amount and date, when we send them."
+            ),
+            "notify_card_expiry_reminders": _("A month before the card that pays a subscription expires."),
         }
 
 

@@ -113,10 +113,10 @@ class Customer(models.Model):
     time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
     # Blank follows the site: the browser's Accept-Language on pages, LANGUAGE_CODE in emails.
     language = models.CharField(_("language"), max_length=8, choices=language_choices, blank=True)
-    notify_product_updates = models.BooleanField(_("product updates"), default=True)
-    notify_marketing = models.BooleanField(_("marketing"), default=False)
-    notify_community_digest = models.BooleanField(_("community digest"), default=False)
     notify_billing_notices = models.BooleanField(_("billing notices"), default=True)
+    # The reminders a customer may turn off; annual renewal and trial-ending reminders always go out.
+    notify_renewal_reminders = models.BooleanField(_("renewal reminders for monthly plans"), default=True)
+    notify_card_expiry_reminders = models.BooleanField(_("card expiry reminders"), default=True)
     avatar = models.ImageField(_("avatar"), upload_to="avatars/", blank=True)
     # Social profile
     bio = models.TextField(_("bio"), blank=True, validators=[MaxLengthValidator(BIO_MAX_LENGTH)])

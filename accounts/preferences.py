@@ -34,7 +34,19 @@ BILLING_NOTICES = EmailCategory(
     label=_("billing notices"),
     description=_("card updates and changes to your subscriptions (cancellations, pauses, resumptions)"),
 )
-EMAIL_CATEGORIES = {category.key: category for category in [BILLING_NOTICES]}
+RENEWAL_REMINDERS = EmailCategory(
+    key="renewal_reminders",
+    field="notify_renewal_reminders",
+    label=_("renewal reminders for monthly plans"),
+    description=_("reminders a few days before a monthly subscription renews"),
+)
+CARD_EXPIRY_REMINDERS = EmailCategory(
+    key="card_expiry_reminders",
+    field="notify_card_expiry_reminders",
+    label=_("card expiry reminders"),
+    description=_("reminders before the card that pays a subscription expires"),
+)
+EMAIL_CATEGORIES = {category.key: category for category in [BILLING_NOTICES, RENEWAL_REMINDERS, CARD_EXPIRY_REMINDERS]}
 
 
 class UnsubscribeLinkInvalid(UserFacingError):

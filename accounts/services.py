@@ -37,10 +37,9 @@ logger = logging.getLogger(__name__)
 PROFILE_FIELDS = (
     "language",
     "time_zone",
-    "notify_product_updates",
-    "notify_marketing",
-    "notify_community_digest",
     "notify_billing_notices",
+    "notify_renewal_reminders",
+    "notify_card_expiry_reminders",
 )
 
 

@@ -56,3 +56,12 @@ def webhook_apply(event_id: int) -> str:
         return "missing"  # removed in admin since it was queued
     with payment_deadline(settings.STRIPE_REQUEST_DEADLINE_SECONDS):
         return webhook_event_apply(event=event).status
+
+
+@task
+def reminders_send() -> dict[str, int]:
+    """Queue the reminders that are due (billing.services.reminders): renewals, trials ending, cards
+    expiring. Run daily by `manage.py send_reminders`; a rerun queues nothing twice."""
+    from .services.reminders import reminders_queue
+
+    return reminders_queue()

@@ -14,7 +14,7 @@ import logging
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -27,8 +27,16 @@ from django.utils.translation import gettext
 
 from accounts.hub import hub_link_url
 from accounts.models import Customer
-from accounts.preferences import BILLING_NOTICES, EmailCategory, customer_wants, unsubscribe_url
+from accounts.preferences import (
+    BILLING_NOTICES,
+    CARD_EXPIRY_REMINDERS,
+    RENEWAL_REMINDERS,
+    EmailCategory,
+    customer_wants,
+    unsubscribe_url,
+)
 from billing.models import BRAND_NAMES
+from billing.services.reminders import renews_yearly
 from portal.links import absolute_url
 from portal.models import EmailKind, EmailStatus, OutboundEmail
 from portal.outbox import email_branding, email_from_address
@@ -47,11 +55,14 @@ CATEGORY_OF_KIND: dict[str, EmailCategory] = {
     EmailKind.SUBSCRIPTION_PAUSED: BILLING_NOTICES,
     EmailKind.SUBSCRIPTION_RESUMED: BILLING_NOTICES,
     EmailKind.RETENTION_OFFER_APPLIED: BILLING_NOTICES,
+    EmailKind.RENEWAL_REMINDER: RENEWAL_REMINDERS,  # but not for yearly plans: see email_category()
+    EmailKind.CARD_EXPIRING: CARD_EXPIRY_REMINDERS,
 }
 
 # Paths of the billing app (see the URL map in DESIGN.md); emails may go out before it is installed.
 BILLING_PATH = "/billing/"
 UPDATE_CARD_PATH = "/billing/cards/new/"
+CANCEL_PATH = "/billing/subscriptions/{pk}/cancel/"
 
 EMAIL_MAX_ATTEMPTS = 5
 
@@ -105,7 +116,7 @@ def email_deliver(*, email_id: int) -> str:
             return "missing"
         if email.status != EmailStatus.QUEUED:
             return email.status
-        category = CATEGORY_OF_KIND.get(email.kind)
+        category = email_category(kind=email.kind, context=email.context)
         if category is not None and not customer_wants(email.customer, category):
             email.status = EmailStatus.SKIPPED
             email.save(update_fields=["status"])
@@ -140,6 +151,18 @@ def _record_failure(email: OutboundEmail, error: Exception) -> None:
     else:
         email.status = EmailStatus.FAILED
     email.save(update_fields=["status", "attempts", "last_error"])
+
+
+def email_category(*, kind: str, context: dict) -> EmailCategory | None:
+    """The preference that may turn this email off; None when it always goes out.
+
+    A yearly plan's renewal reminder is the notice automatic-renewal laws ask for, so no preference
+    stops it; the reminders of shorter plans are a courtesy the customer may turn off."""
+    if kind == EmailKind.RENEWAL_REMINDER and renews_yearly(
+        interval=context.get("interval", ""), interval_count=int(context.get("interval_count") or 1)
+    ):
+        return None
+    return CATEGORY_OF_KIND.get(kind)
 
 
 # --- render --------------------------------------------------------------------------------------
@@ -179,7 +202,7 @@ def email_render(*, customer: Customer, kind: str, context: dict | None = None) 
     with translation.override(_language(customer)), timezone.override(_time_zone(customer)):
         ctx = {**email_branding(), "customer": customer, "kind": kind, **_KIND_CONTEXT[kind](customer, data)}
         headers = {"Auto-Submitted": "auto-generated"}
-        category = CATEGORY_OF_KIND.get(kind)
+        category = email_category(kind=kind, context=data)
         if category is not None:
             url = unsubscribe_url(customer=customer, category=category)
             ctx.update(category=category, unsubscribe_url=url)
@@ -304,6 +327,38 @@ def _retention_offer_context(customer: Customer, data: dict) -> dict:
     }
 
 
+def _reminder_context(customer: Customer, data: dict) -> dict:
+    """What a renewal or trial reminder shows: the plan, what it will charge and when, and the ways to
+    manage or cancel it (automatic-renewal laws ask that cancelling be explained with the reminder)."""
+    site = site_settings_get()
+    interval, count = data["interval"], int(data["interval_count"] or 1)
+    return {
+        **_money_context(data),
+        # "Your Clay Studio subscription renews …" reads well where "Your your subscription …" would not.
+        "offer_name": data["offer_name"] or site.business_name,
+        "renews_at": _datetime(data.get("renews_at")),
+        "trial_ends_at": _datetime(data.get("trial_ends_at")),
+        # The term the charge pays for, in the words of a whole sentence (German inflects around it).
+        "period": "year" if renews_yearly(interval=interval, interval_count=count) else interval if count == 1 else "",
+        "hub_url": hub_link_url(customer=customer, next_path=BILLING_PATH),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+        "cancel_url": absolute_url(CANCEL_PATH.format(pk=int(data["subscription_id"])))
+        if site.self_cancel_enabled
+        else "",
+        "cancel_instructions": "" if site.self_cancel_enabled else site.self_cancel_instructions,
+    }
+
+
+def _card_expiring_context(customer: Customer, data: dict) -> dict:
+    exp_month, exp_year = int(data["exp_month"]), int(data["exp_year"])
+    return {
+        **_card_updated_context(customer, data),
+        "expiry_month": date(exp_year, exp_month, 1),
+        "hub_url": hub_link_url(customer=customer, next_path=UPDATE_CARD_PATH),
+        "hub_link_days": settings.HUB_LINK_MAX_AGE_DAYS,
+    }
+
+
 _KIND_CONTEXT = {
     EmailKind.WELCOME: _welcome_context,
     EmailKind.HUB_LINK: _hub_link_context,
@@ -319,6 +374,9 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
     EmailKind.PLAN_CHANGED: _plan_changed_context,
     EmailKind.RETENTION_OFFER_APPLIED: _retention_offer_context,
+    EmailKind.RENEWAL_REMINDER: _reminder_context,
+    EmailKind.TRIAL_ENDING: _reminder_context,
+    EmailKind.CARD_EXPIRING: _card_expiring_context,
 }
 
 

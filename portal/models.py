@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -78,6 +78,28 @@ class SiteSettings(models.Model):
         max_length=200,
         blank=True,
         help_text=_("What customers read, e.g. “Stay and get half price for your next 3 months.”"),
+    )
+    # Reminders before a subscription renews (billing.services.reminders). California's automatic-renewal
+    # law asks for 15 to 45 days' notice before a yearly plan renews, so the annual reminder is always
+    # sent and its lead time is held to that window.
+    renewal_reminder_days = models.PositiveSmallIntegerField(
+        _("annual renewal reminder: days before"),
+        default=30,
+        validators=[MinValueValidator(15), MaxValueValidator(45)],
+        help_text=_(
+            "Customers on yearly plans are reminded this many days before their plan renews, with the amount, "
+            "the date and a link to manage or cancel it (15 to 45 days, as automatic-renewal laws ask)."
+        ),
+    )
+    monthly_renewal_reminders_enabled = models.BooleanField(
+        _("remind customers on monthly plans too"),
+        default=False,
+        help_text=_("Customers may still turn these reminders off in their email preferences."),
+    )
+    monthly_renewal_reminder_days = models.PositiveSmallIntegerField(
+        _("monthly renewal reminder: days before"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(14)],
     )
     brand_colour = models.CharField(
         _("brand colour"),
@@ -184,6 +206,9 @@ class EmailKind(models.TextChoices):
     SUBSCRIPTION_RESUMED = "subscription_resumed", _("Subscription resumed")
     PLAN_CHANGED = "plan_changed", _("Plan changed")
     RETENTION_OFFER_APPLIED = "retention_offer_applied", _("Retention offer applied")
+    RENEWAL_REMINDER = "renewal_reminder", _("Renewal reminder")
+    TRIAL_ENDING = "trial_ending", _("Trial ending reminder")
+    CARD_EXPIRING = "card_expiring", _("Card expiry reminder")
 
 
 class EmailStatus(models.TextChoices):

@@ -38,28 +38,71 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.PLAN_CHANGED: frozenset(
         {"offer_name", "previous_offer_name", "amount", "currency", "interval", "next_renewal"}
     ),
+    EmailKind.RENEWAL_REMINDER: frozenset(
+        {"subscription_id", "offer_name", "amount", "currency", "interval", "interval_count", "renews_at"}
+    ),
+    EmailKind.TRIAL_ENDING: frozenset(
+        {"subscription_id", "offer_name", "amount", "currency", "interval", "interval_count", "trial_ends_at"}
+    ),
+    EmailKind.CARD_EXPIRING: frozenset({"brand", "last4", "exp_month", "exp_year"}),
 }
 
 
 def email_queue(*, customer, kind: str, key: str, context: dict | None = None) -> bool:
     """Record the email for this event and send it after the current transaction commits; a key seen
     before (the same event again) does nothing. True when it was queued now."""
+    context = context or {}
+    _email_check(kind, context)
+    return _email_create(OutboundEmail(customer=customer, kind=kind, key=key, context=context))
+
+
+def emails_queue(*, emails: list[OutboundEmail]) -> int:
+    """Queue many unsaved emails at once (scheduled reminders): one query finds the keys seen before, one
+    insert records the rest, each is sent after the current transaction commits. Return how many were new.
+
+    A run that raced another one to the same keys falls back to one insert per email, so that each key
+    is still queued once, by whichever run inserts it first.
+    """
+    for email in emails:
+        _email_check(email.kind, email.context)
+    fresh = {email.key: email for email in emails}
+    for key in OutboundEmail.objects.filter(key__in=list(fresh)).values_list("key", flat=True):
+        del fresh[key]
+    if not fresh:
+        return 0
+    try:
+        with transaction.atomic():
+            created = OutboundEmail.objects.bulk_create(fresh.values())
+    except IntegrityError:
+        return sum(_email_create(email) for email in fresh.values())
+    for email in created:
+        _email_announce(email.pk)
+    return len(created)
+
+
+def _email_check(kind: str, context: dict) -> None:
     if kind not in EmailKind.values:
         raise ValueError(f"Unknown email kind: {kind!r}")
-    context = context or {}
     missing = CONTEXT_KEYS[kind] - context.keys()
     if missing:
         raise ValueError(f"Email {kind!r} needs context keys {sorted(missing)}")
+
+
+def _email_create(email: OutboundEmail) -> bool:
     try:
         with transaction.atomic():
-            email = OutboundEmail.objects.create(customer=customer, kind=kind, key=key, context=context)
+            email.save(force_insert=True)
     except IntegrityError:
-        if not OutboundEmail.objects.filter(key=key).exists():
+        if not OutboundEmail.objects.filter(key=email.key).exists():
             raise
-        logger.info("email %s was queued before; not again", key)
+        logger.info("email %s was queued before; not again", email.key)
         return False
-    transaction.on_commit(lambda: email_queued.send(sender=OutboundEmail, email_id=email.pk), robust=True)
+    _email_announce(email.pk)
     return True
+
+
+def _email_announce(email_id: int) -> None:
+    transaction.on_commit(lambda: email_queued.send(sender=OutboundEmail, email_id=email_id), robust=True)
 
 
 def email_from_address() -> str:

@@ -158,3 +158,18 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     amount = 1200
     currency = "gbp"
     interval = "month"
+
+
+class CardFactory(factory.django.DjangoModelFactory):
+    """A card on file (a mirror row, no processor behind it): the customer's default Visa."""
+
+    class Meta:
+        model = "billing.Card"
+
+    customer = factory.SubFactory(CustomerFactory)
+    stripe_payment_method_id = factory.Sequence(lambda n: f"pm_test{n:06d}")
+    brand = "visa"
+    last4 = "4242"
+    exp_month = 12
+    exp_year = 2030
+    is_default = True

@@ -34,6 +34,10 @@ SITE_SETTINGS_FIELDSETS = [
             ]
         },
     ),
+    (
+        _("Reminders"),
+        {"fields": ["renewal_reminder_days", "monthly_renewal_reminders_enabled", "monthly_renewal_reminder_days"]},
+    ),
     (_("Look"), {"fields": ["brand_colour"]}),
 ]
 

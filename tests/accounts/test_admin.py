@@ -71,7 +71,7 @@ def contact_post(customer, **changes):
         ]
     }
     data["country"] = str(customer.country)
-    for flag in ["notify_product_updates", "notify_marketing", "notify_community_digest", "notify_billing_notices"]:
+    for flag in ["notify_billing_notices", "notify_renewal_reminders", "notify_card_expiry_reminders"]:
         if getattr(customer, flag, False):
             data[flag] = "on"
     if customer.directory_opt_in:

@@ -200,26 +200,26 @@ def test_update_profile_saves_only_the_changed_fields(customer):
     Customer.objects.filter(pk=customer.pk).update(city="changed elsewhere")
     data = {
         "time_zone": customer.time_zone,
-        "notify_marketing": True,
-        "notify_product_updates": True,
-        "notify_community_digest": False,
+        "notify_renewal_reminders": False,
+        "notify_card_expiry_reminders": True,
+        "notify_billing_notices": True,
     }
 
     with CaptureQueriesContext(connection) as ctx:
         changed = services.customer_update_profile(customer=customer, data=data)
 
-    assert set(changed) == {"notify_marketing"}
+    assert set(changed) == {"notify_renewal_reminders"}
     [update] = _updates_of_customer(ctx.captured_queries)
-    assert '"notify_marketing"' in update
+    assert '"notify_renewal_reminders"' in update
     assert '"time_zone"' not in update and '"city"' not in update
     stored = Customer.objects.get(pk=customer.pk)
-    assert stored.notify_marketing is True
+    assert stored.notify_renewal_reminders is False
     assert stored.city == "changed elsewhere"
 
 
 def test_update_profile_without_changes_writes_nothing(customer):
     customer.refresh_from_db()
-    data = {"time_zone": customer.time_zone, "notify_marketing": customer.notify_marketing}
+    data = {"time_zone": customer.time_zone, "notify_renewal_reminders": customer.notify_renewal_reminders}
 
     with CaptureQueriesContext(connection) as ctx:
         changed = services.customer_update_profile(customer=customer, data=data)
@@ -267,7 +267,7 @@ def test_update_social_without_changes_writes_nothing(customer):
 
 
 def test_profile_and_social_updates_do_not_announce_contact_changes(customer, contact_signals):
-    services.customer_update_profile(customer=customer, data={"notify_marketing": True})
+    services.customer_update_profile(customer=customer, data={"notify_renewal_reminders": False})
     services.customer_update_social(customer=customer, data={"bio": "Hello"})
 
     assert contact_signals == []

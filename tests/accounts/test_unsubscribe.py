@@ -33,7 +33,7 @@ def test_billing_notices_are_on_by_default_and_listed_on_the_profile_page(client
 
 
 def test_the_profile_page_turns_billing_notices_off(client_logged_in, customer):
-    response = client_logged_in.post("/settings/profile/", {"time_zone": "UTC", "notify_product_updates": "on"})
+    response = client_logged_in.post("/settings/profile/", {"time_zone": "UTC", "notify_renewal_reminders": "on"})
 
     assert response.status_code == 302
     assert wants_billing_notices(customer) is False

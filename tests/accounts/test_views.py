@@ -78,7 +78,7 @@ def contact_data(customer, **changes):
 def profile_data(customer, **changes):
     stored = Customer.objects.get(pk=customer.pk)
     data = {"time_zone": stored.time_zone}
-    for field in ("notify_product_updates", "notify_marketing", "notify_community_digest"):
+    for field in ("notify_renewal_reminders", "notify_card_expiry_reminders"):
         if getattr(stored, field):
             data[field] = "on"
     data.update(changes)
@@ -316,7 +316,7 @@ def test_profile_form_refuses_bad_input_and_saves_nothing(
     client_logged_in, customer, stored_row, changes, field, message
 ):
     before = stored_row(customer)
-    data = profile_data(customer, notify_marketing="on", **changes)
+    data = profile_data(customer, notify_card_expiry_reminders="on", **changes)
 
     response = client_logged_in.post(PROFILE_URL, data)
 
@@ -324,7 +324,7 @@ def test_profile_form_refuses_bad_input_and_saves_nothing(
 
 
 def test_profile_form_saves_time_zone_and_notifications(client_logged_in, customer):
-    data = {"time_zone": "Europe/Berlin", "notify_marketing": "on", "notify_community_digest": "on"}
+    data = {"time_zone": "Europe/Berlin", "notify_billing_notices": "on", "notify_card_expiry_reminders": "on"}
 
     response = client_logged_in.post(PROFILE_URL, data)
 
@@ -333,9 +333,9 @@ def test_profile_form_saves_time_zone_and_notifications(client_logged_in, custom
     assert messages_of(response) == ["Your profile was saved."]
     stored = Customer.objects.get(pk=customer.pk)
     assert stored.time_zone == "Europe/Berlin"
-    assert (stored.notify_product_updates, stored.notify_marketing, stored.notify_community_digest) == (
-        False,
+    assert (stored.notify_billing_notices, stored.notify_renewal_reminders, stored.notify_card_expiry_reminders) == (
         True,
+        False,
         True,
     )
 
@@ -496,7 +496,7 @@ def test_contact_post_ignores_ids_and_protected_fields(client_logged_in, custome
 @pytest.mark.parametrize(
     ("url", "data"),
     [
-        (PROFILE_URL, {"time_zone": "Asia/Tokyo", "notify_marketing": "on"}),
+        (PROFILE_URL, {"time_zone": "Asia/Tokyo", "notify_card_expiry_reminders": "on"}),
         (SOCIAL_URL, {"bio": "Mine", "directory_opt_in": "on"}),
     ],
 )

@@ -168,3 +168,22 @@ def test_compose_queues_tasks_on_rq_in_a_redis_that_keeps_them_and_sweeps_every_
     assert "sweep)" in (DEPLOY / "entrypoint.sh").read_text()
     assert services["housekeeping"]["command"] == ["housekeeping", "--every", "86400"]
     assert services["housekeeping"]["environment"]["TASKS_BACKEND"] == "rq"
+
+
+@pytest.mark.parametrize("backend", ["db", "rq"])
+def test_daily_housekeeping_hands_the_reminder_run_to_the_worker(backend, tmp_path):
+    """Each `portal` command the script runs, recorded by a stand-in for the installed command."""
+    log = tmp_path / "commands"
+    (tmp_path / "portal").write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n')
+    (tmp_path / "portal").chmod(0o755)
+
+    subprocess.run(
+        [DEPLOY / "bin" / "portal-housekeeping"],
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "TASKS_BACKEND": backend},
+        check=True,
+        timeout=30,
+    )
+
+    commands = log.read_text().splitlines()
+    assert commands[0] == "clearsessions" and commands[-1] == "send_reminders"
+    assert ("prune_db_task_results --queue-name * --min-age-days 7" in commands) is (backend == "db")

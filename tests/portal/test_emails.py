@@ -351,7 +351,7 @@ def test_the_one_click_header_turns_billing_notices_off(
     assert response.status_code == 200
     customer.refresh_from_db()
     assert customer.notify_billing_notices is False
-    assert customer.notify_product_updates is True  # only the one category
+    assert customer.notify_renewal_reminders is True  # only the one category
 
 
 # --- failures ------------------------------------------------------------------------------------

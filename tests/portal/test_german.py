@@ -42,6 +42,10 @@ EMAIL_CONTEXT = {
     "interval": "year",
     "next_renewal": "2032-03-01T23:30:00+00:00",
     "offer_text": "Drei Monate zum halben Preis.",
+    "subscription_id": 1,
+    "interval_count": 1,
+    "renews_at": "2031-03-01T23:30:00+00:00",
+    "trial_ends_at": "2031-03-01T23:30:00+00:00",
 }
 
 

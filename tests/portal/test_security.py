@@ -50,7 +50,7 @@ CSRF_POSTS = {
         "region": "",
         "postal_code": "",
     },
-    "/settings/profile/": {"time_zone": "Asia/Tokyo", "notify_marketing": "on"},
+    "/settings/profile/": {"time_zone": "Asia/Tokyo", "notify_card_expiry_reminders": "on"},
     "/settings/social/": {"bio": "Forged", "website_url": "https://evil.example", "directory_opt_in": "on"},
     "/settings/password/": {
         "oldpassword": "correct-horse-battery-staple",

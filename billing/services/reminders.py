@@ -1,0 +1,195 @@
+"""Reminders before a card is charged: a subscription about to renew, a trial about to end, the card that
+pays a subscription about to expire. `reminders_queue()` runs daily (the `send_reminders` task) and queues
+what is due through the outbox.
+
+Each reminder is keyed by what it is about and when (`renewal_reminder:<subscription>:<period end>`,
+`card_expiring:<payment method>:<expiry month>`), so a rerun, an overlapping worker or a retried task
+queues nothing twice; a run that was missed catches up the next day, as long as the date is still ahead.
+
+- Renewal: active subscriptions that will renew (not paused, not set to end, not a payment plan, whose
+  instalments are not renewals). Yearly plans always get one `SiteSettings.renewal_reminder_days`
+  before (automatic-renewal laws ask for it); shorter plans only when the creator turned them on, and
+  the customer may turn them off (`notify_renewal_reminders`).
+- Trial ending: trialing subscriptions that will convert, `TRIAL_REMINDER_DAYS` before the trial ends
+  (Stripe's own `customer.subscription.trial_will_end` comes as early). While trialing, Stripe's current
+  period is the trial, so its end is the trial's end. Always sent: card networks ask merchants to remind
+  before a trial turns into a charge.
+- Card expiring: a card that expires at the end of this month or the next and pays a subscription that
+  is still charging (its own default card, or the customer's default when it has none); the customer
+  may turn them off (`notify_card_expiry_reminders`).
+
+Nothing is sent while the payment processor is detached (`SiteSettings.processor_attached`): the
+business bills directly then, and the billing pages the reminders link to are hidden.
+"""
+
+import logging
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from portal.models import EmailKind, OutboundEmail, SiteSettings
+from portal.outbox import emails_queue
+from portal.selectors import site_settings_get
+from purchases.models import OfferKind
+
+from ..models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
+
+logger = logging.getLogger(__name__)
+
+TRIAL_REMINDER_DAYS = 3
+REMINDER_KINDS = (EmailKind.RENEWAL_REMINDER, EmailKind.TRIAL_ENDING, EmailKind.CARD_EXPIRING)
+# Rows read and emails inserted per transaction: the queries of a run grow with the batches, never
+# with the customers in one.
+REMINDER_BATCH_SIZE = 500
+
+
+def renews_yearly(*, interval: str, interval_count: int) -> bool:
+    """A plan whose term is a year or longer: its renewal reminder is the one the law asks for."""
+    return interval == "year" or (interval == "month" and interval_count >= 12)
+
+
+_YEARLY = Q(interval="year") | Q(interval="month", interval_count__gte=12)
+
+
+def reminders_queue(*, now: datetime | None = None, batch_size: int = REMINDER_BATCH_SIZE) -> dict[str, int]:
+    """Queue every reminder that is due and was not queued before; return how many of each kind now."""
+    now = now or timezone.now()
+    site = site_settings_get()
+    if not site.processor_attached:
+        # The business bills directly for now: the pages the reminders link to are hidden.
+        return {str(kind): 0 for kind in REMINDER_KINDS}
+    counts = {
+        EmailKind.RENEWAL_REMINDER: _queue_all(_renewals_due(site=site, now=now), _renewal_email, batch_size),
+        EmailKind.TRIAL_ENDING: _queue_all(_trials_ending(now=now), _trial_email, batch_size),
+        EmailKind.CARD_EXPIRING: _queue_all(_cards_expiring(now=now), _card_email, batch_size),
+    }
+    if any(counts.values()):
+        logger.info("reminders queued: %s", ", ".join(f"{count} {kind}" for kind, count in counts.items()))
+    return {str(kind): count for kind, count in counts.items()}
+
+
+def _queue_all(rows: QuerySet, make_email, batch_size: int) -> int:
+    queued = 0
+    for batch in _batches(rows, batch_size):
+        with transaction.atomic():  # each batch's emails go to the sending task when it commits
+            queued += emails_queue(emails=[make_email(row) for row in batch])
+    return queued
+
+
+def _batches(rows: QuerySet, size: int) -> Iterator[list]:
+    """The rows in pages by primary key (keyset pagination: each page costs the same one query)."""
+    last = 0
+    while True:
+        page = list(rows.filter(pk__gt=last).order_by("pk")[:size])
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        last = page[-1].pk
+
+
+def _will_renew() -> Q:
+    """Not paused, not set to end before the period does."""
+    return Q(paused=False, cancel_at_period_end=False) & (
+        Q(cancel_at__isnull=True) | Q(cancel_at__gt=F("current_period_end"))
+    )
+
+
+def _renewals_due(*, site: SiteSettings, now: datetime) -> QuerySet:
+    windows = _YEARLY & Q(current_period_end__lte=now + timedelta(days=site.renewal_reminder_days))
+    if site.monthly_renewal_reminders_enabled:
+        shorter = ~_YEARLY & Q(current_period_end__lte=now + timedelta(days=site.monthly_renewal_reminder_days))
+        windows |= shorter
+    return (
+        Subscription.objects.filter(
+            _will_renew(), windows, status=SubscriptionStatus.ACTIVE, current_period_end__gt=now
+        )
+        .exclude(interval="")
+        .exclude(offer__kind=OfferKind.PAYMENT_PLAN)
+        .select_related("offer")
+    )
+
+
+def _trials_ending(*, now: datetime) -> QuerySet:
+    return (
+        Subscription.objects.filter(
+            _will_renew(),
+            status=SubscriptionStatus.TRIALING,
+            current_period_end__gt=now,
+            current_period_end__lte=now + timedelta(days=TRIAL_REMINDER_DAYS),
+        )
+        .exclude(offer__kind=OfferKind.PAYMENT_PLAN)
+        .select_related("offer")
+    )
+
+
+def _cards_expiring(*, now: datetime) -> QuerySet:
+    today = timezone.localdate(now)
+    this_month = date(today.year, today.month, 1)
+    next_month = _month_after(this_month)
+    # A subscription that is still charging pays with its own default card, or the customer's default
+    # when it has none.
+    charging = Subscription.objects.filter(
+        Q(cancel_at__isnull=True) | Q(cancel_at__gte=now),
+        customer=OuterRef("customer"),
+        status__in=LIVE_STATUSES,
+        paused=False,
+        cancel_at_period_end=False,
+    )
+    own = charging.filter(default_payment_method_id=OuterRef("stripe_payment_method_id"))
+    through_default = charging.filter(default_payment_method_id="")
+    return Card.objects.filter(
+        Q(exp_year=this_month.year, exp_month=this_month.month)
+        | Q(exp_year=next_month.year, exp_month=next_month.month)
+    ).filter(Exists(own) | (Q(is_default=True) & Exists(through_default)))
+
+
+def _month_after(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def _offer_name(subscription: Subscription) -> str:
+    return subscription.offer.name if subscription.offer else ""  # the email says "your subscription"
+
+
+def _renewal_email(subscription: Subscription) -> OutboundEmail:
+    ends = subscription.current_period_end
+    return OutboundEmail(
+        customer_id=subscription.customer_id,
+        kind=EmailKind.RENEWAL_REMINDER,
+        key=f"renewal_reminder:{subscription.stripe_subscription_id}:{ends.date().isoformat()}",
+        context={**_plan_context(subscription), "renews_at": ends.isoformat()},
+    )
+
+
+def _trial_email(subscription: Subscription) -> OutboundEmail:
+    ends = subscription.current_period_end
+    return OutboundEmail(
+        customer_id=subscription.customer_id,
+        kind=EmailKind.TRIAL_ENDING,
+        key=f"trial_ending:{subscription.stripe_subscription_id}:{ends.date().isoformat()}",
+        context={**_plan_context(subscription), "trial_ends_at": ends.isoformat()},
+    )
+
+
+def _plan_context(subscription: Subscription) -> dict:
+    return {
+        "subscription_id": subscription.pk,
+        "offer_name": _offer_name(subscription),
+        "amount": subscription.amount,
+        "currency": subscription.currency,
+        "interval": subscription.interval,
+        "interval_count": subscription.interval_count,
+    }
+
+
+def _card_email(card: Card) -> OutboundEmail:
+    return OutboundEmail(
+        customer_id=card.customer_id,
+        kind=EmailKind.CARD_EXPIRING,
+        key=f"card_expiring:{card.stripe_payment_method_id}:{card.exp_year:04d}-{card.exp_month:02d}",
+        context={"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year},
+    )
