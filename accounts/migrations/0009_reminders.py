@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0007_support_corrects_contacts"),
+        ("accounts", "0008_support_views_cancellation_reasons"),
     ]
 
     operations = [
