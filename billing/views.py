@@ -1,3 +1,4 @@
+import functools
 import logging
 import re
 import uuid
@@ -90,29 +91,44 @@ def _customer_object(getter, **kwargs):
         raise Http404 from None
 
 
-def _card_shown_key(card: Card) -> str:
-    """Everything a card's line shows before its actions, as its {% cache %} key (with the language)."""
-    return repr((card.brand, card.last4, card.exp_month, card.exp_year, card.is_default, card.is_expired))
+@functools.cache
+def _stored_fields(model) -> tuple[str, ...]:
+    return tuple(field.attname for field in model._meta.concrete_fields)
 
 
-def _subscription_shown_key(subscription: Subscription, card: Card | None, installments_left: int | None) -> str:
-    """Everything a subscription row shows before its actions, as its {% cache %} key (the template adds
-    the language and time zone): a changed value is a new key, so nothing needs clearing."""
+def _stored(instance) -> tuple | None:
+    """Every stored value of a row, for a {% cache %} key: any change to the row (a save, an update(), a
+    column added later) is a new key, so nothing needs clearing."""
+    if instance is None:
+        return None
+    return tuple(getattr(instance, name) for name in _stored_fields(type(instance)))
+
+
+def _cards_shown_key(cards: list[Card], *, has_live: bool) -> str:
+    """Everything the card list shows, its buttons included, as its {% cache %} key (the template adds the
+    language): the rows, today's expiry and what decides which buttons a card has."""
+    return repr(([(_stored(card), card.is_expired) for card in cards], has_live))
+
+
+def _subscriptions_shown_key(rows: list[dict], site) -> str:
+    """Everything the subscriptions table's rows show, their actions included, as its {% cache %} key (the
+    template adds the language and time zone): each row's subscription, offer and card and the choices
+    worked out for it, and the site settings the actions and the cancel instructions read."""
     return repr(
         (
-            subscription.pk,
-            subscription.offer.name if subscription.offer else "",
-            installments_left,
-            subscription.status,
-            subscription.paused,
-            subscription.resumes_at,
-            subscription.cancel_at_period_end,
-            subscription.cancel_at,
-            subscription.current_period_end,
-            subscription.amount,
-            subscription.currency,
-            subscription.interval,
-            (card.brand, card.last4) if card else None,
+            [
+                (
+                    _stored(row["subscription"]),
+                    _stored(row["subscription"].offer),
+                    _stored(row["card"]),
+                    row["can_pause"],
+                    row["can_change_plan"],
+                )
+                for row in rows
+            ],
+            site.self_cancel_enabled,
+            site.self_cancel_instructions,
+            site.business_email,
         )
     )
 
@@ -123,13 +139,12 @@ def index(request):
     customer = customer_get_or_create(user=request.user)
     subscriptions = selectors.subscriptions_for_customer(customer=customer)
     cards = selectors.cards_for_customer(customer=customer)
-    for card in cards:
-        card.shown_key = _card_shown_key(card)
     cards_by_id = {card.stripe_payment_method_id: card for card in cards}
     default_card = next((card for card in cards if card.is_default), None)
     rows = []
-    self_pause = site_settings_for_request(request).self_pause_enabled
-    switchable = plans.switchable_offers() if site_settings_for_request(request).plan_changes_enabled else []
+    site = site_settings_for_request(request)
+    self_pause = site.self_pause_enabled
+    switchable = plans.switchable_offers() if site.plan_changes_enabled else []
     for subscription in subscriptions:
         offer = subscription.offer
         installments_left = None
@@ -145,7 +160,6 @@ def index(request):
                 "can_change_plan": bool(
                     switchable and plans.subscription_plan_switches(subscription=subscription, offers=switchable)
                 ),
-                "shown_key": _subscription_shown_key(subscription, card, installments_left),
             }
         )
     has_live = any(subscription.is_live for subscription in subscriptions)
@@ -154,7 +168,9 @@ def index(request):
         "billing/index.html",
         {
             "cards": cards,
+            "cards_shown_key": _cards_shown_key(cards, has_live=has_live),
             "rows": rows,
+            "rows_shown_key": _subscriptions_shown_key(rows, site),
             "has_live_subscription": has_live,
             "single_card": len(cards) == 1,
             "attempt": uuid.uuid4().hex,

@@ -1,10 +1,14 @@
 """The /billing/ pages as a signed-in customer sees them, with the fake gateway behind them."""
 
+import re
+from datetime import UTC, datetime
+
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from billing.models import Card, Subscription
-from billing.services import card_set_default, subscription_sync
+from billing.services import card_set_default, subscription_cancel, subscription_cancel_undo, subscription_sync
 from portal.models import SiteSettings
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +107,111 @@ def test_rows_kept_as_shown_follow_what_they_show_and_the_customers_language(
     stripe_customer.save(update_fields=["language"])
     page = billing_client.get("/billing/").content.decode()
     assert "Pausiert" in page and "Paused" not in page
+
+
+def _buttons(page: str) -> list[tuple[str, str]]:
+    """Each submit button's form and action, as the browser submits it."""
+    return re.findall(r'<button type="submit" form="([^"]*)" formaction="([^"]*)"', page)
+
+
+def _action_form(page: str) -> dict[str, str]:
+    form = re.search(r'<form id="billing-action" method="post" hidden>(.*?)</form>', page).group(1)
+    return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form))
+
+
+def test_every_button_submits_the_one_action_form_which_carries_a_fresh_attempt_each_view(
+    client, stripe_customer, live_subscription
+):
+    spare = card_set_default(customer=stripe_customer, payment_method_id="pm_spare", by=None)
+    card_set_default(customer=stripe_customer, payment_method_id="pm_first", by=None)
+    subscription_cancel(subscription=live_subscription, by=None)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(stripe_customer.user)
+
+    first, second = (browser.get("/billing/").content.decode() for _ in range(2))
+
+    keep = reverse("billing:subscription_keep", args=[live_subscription.pk])
+    expected = {reverse("billing:card_default", args=[spare.pk]), reverse("billing:card_remove", args=[spare.pk]), keep}
+    for page in (first, second):
+        assert {action for _, action in _buttons(page)} == expected
+        assert {form for form, _ in _buttons(page)} == {"billing-action"}
+        assert page.count('name="csrfmiddlewaretoken"') == 2  # the action form's and the sign-out form's
+    assert _action_form(first)["attempt"] != _action_form(second)["attempt"]  # rendered outside the kept fragments
+
+    response = browser.post(keep, _action_form(second), follow=True)  # what "Keep subscription" sends
+    assert "Your subscription continues" in response.content.decode()
+    assert not Subscription.objects.get(pk=live_subscription.pk).is_set_to_end
+
+
+def test_kept_sections_follow_cancellation_pause_plan_and_default_card(
+    billing_client, stripe_customer, live_subscription, support_user
+):
+    from tests.factories import OfferFactory
+
+    cancel_url = reverse("billing:subscription_cancel", args=[live_subscription.pk])
+    assert cancel_url in billing_client.get("/billing/").content.decode()
+
+    subscription_cancel(subscription=live_subscription, by=None)
+    page = billing_client.get("/billing/").content.decode()
+    assert "Keep subscription" in page and "Ends on" in page and cancel_url not in page
+
+    Subscription.objects.filter(pk=live_subscription.pk).update(cancel_requested_by=support_user)
+    page = billing_client.get("/billing/").content.decode()
+    assert "data-staff-cancellation" in page and "Keep subscription" not in page
+
+    subscription_cancel_undo(subscription=live_subscription, by=support_user)
+    page = billing_client.get("/billing/").content.decode()
+    assert cancel_url in page and "Ends on" not in page and "data-staff-cancellation" not in page
+
+    Subscription.objects.filter(pk=live_subscription.pk).update(paused=True, paused_by_customer=True)
+    page = billing_client.get("/billing/").content.decode()
+    assert "Paused" in page and reverse("billing:subscription_resume", args=[live_subscription.pk]) in page
+
+    yearly = OfferFactory(name="Yearly membership", kind="subscription", interval="year")
+    Subscription.objects.filter(pk=live_subscription.pk).update(offer=yearly, paused=False, paused_by_customer=False)
+    page = billing_client.get("/billing/").content.decode()
+    assert "Yearly membership" in page and live_subscription.offer.name not in page
+
+    first = Card.objects.get(customer=stripe_customer)
+    assert reverse("billing:card_default", args=[first.pk]) not in page
+    card_set_default(customer=stripe_customer, payment_method_id="pm_second", by=None)
+    page = billing_client.get("/billing/").content.decode()
+    assert reverse("billing:card_default", args=[first.pk]) in page  # the first card is now the spare one
+    assert "cannot be removed" in page  # the new default's line
+
+
+def test_kept_sections_follow_the_customers_time_zone_and_the_site_settings(
+    billing_client, stripe_customer, live_subscription, support_user
+):
+    renews = datetime(2031, 1, 1, 23, 30, tzinfo=UTC)
+    Subscription.objects.filter(pk=live_subscription.pk).update(current_period_end=renews)
+    assert "Jan. 1, 2031" in billing_client.get("/billing/").content.decode()
+    stripe_customer.time_zone = "Pacific/Auckland"
+    stripe_customer.save(update_fields=["time_zone"])
+    page = billing_client.get("/billing/").content.decode()
+    assert "Jan. 2, 2031" in page and "Jan. 1, 2031" not in page
+
+    cancel_url = reverse("billing:subscription_cancel", args=[live_subscription.pk])
+    site = SiteSettings.objects.get_or_create(pk=1)[0]
+    site.self_cancel_enabled, site.self_cancel_instructions = False, "Write to help@example.com."
+    site.save()
+    page = billing_client.get("/billing/").content.decode()
+    assert "Write to help@example.com." in page and cancel_url not in page
+    site.self_cancel_instructions = "Call us on 0123."
+    site.save()
+    page = billing_client.get("/billing/").content.decode()
+    assert "Call us on 0123." in page and "Write to help@example.com." not in page
+
+    Subscription.objects.filter(pk=live_subscription.pk).update(
+        cancel_at_period_end=True, cancel_requested_by=support_user
+    )
+    site.business_email = "first@example.com"
+    site.save()
+    assert "contact first@example.com" in billing_client.get("/billing/").content.decode()
+    site.business_email = "second@example.com"
+    site.save()
+    page = billing_client.get("/billing/").content.decode()
+    assert "contact second@example.com" in page and "first@example.com" not in page
 
 
 def test_a_past_due_or_cancelled_subscription_does_not_offer_update_billing(billing_client, live_subscription):

@@ -172,6 +172,25 @@ def test_a_good_card_becomes_the_default(billing_page, account):
     expect_card_saved(page, account, "4242")
 
 
+def test_the_older_card_is_made_default_again_then_the_newer_one_removed(billing_page, account):
+    page = billing_page
+    open_card_page(page)
+    enter_card(page, GOOD_CARD)
+    expect_card_saved(page, account, "4242")
+
+    # The buttons sit outside any form of their own: each submits the page's action form to its formaction.
+    card_row(page, "4444").get_by_role("button", name="Make default").click()
+    expect(page.locator(".message--success")).to_have_text(CARD_SAVED.format(last4="4444"))
+    expect_default_card(page, "4444", others=["4242"])
+    assert saved_cards(account) == [("4444", True), ("4242", False)]
+    assert stripe_default_card(account) == account.first_card.stripe_payment_method_id
+
+    card_row(page, "4242").get_by_role("button", name="Remove").click()
+    expect(page.locator(".message--success")).to_have_text("The card ending in 4242 was removed.")
+    expect(page.locator("li.card-row")).to_have_count(1)
+    assert saved_cards(account) == [("4444", True)]
+
+
 def test_a_declined_card_shows_the_decline_and_keeps_the_old_default(billing_page, account, console_errors):
     page = billing_page
     open_card_page(page)

@@ -70,6 +70,9 @@ class _Parser(HTMLParser):
         self._form: Form | None = None
         self._select: Field | None = None
         self._textarea: Field | None = None
+        self._by_id: dict[str, Form] = {}
+        # Buttons that submit a form to an action of their own (`formaction`), or a form they name (`form`).
+        self._buttons: list[tuple[Form | str, dict[str, str]]] = []
 
     def handle_starttag(self, tag, attrs):
         a = {k: v or "" for k, v in attrs}
@@ -78,7 +81,13 @@ class _Parser(HTMLParser):
                 self.page, a.get("action", ""), enctype=a.get("enctype", ""), method=a.get("method", "get").lower()
             )
             self.forms.append(self._form)
+            if a.get("id"):
+                self._by_id[a["id"]] = self._form
             return
+        if tag in ("button", "input") and a.get("type", "submit" if tag == "button" else "").lower() == "submit":
+            if "form" in a or ("formaction" in a and self._form is not None):
+                self._buttons.append((a["form"] if "form" in a else self._form, a))
+                return
         if self._form is None or "name" not in a:
             return
         maxlength = int(a["maxlength"]) if a.get("maxlength", "").isdigit() else None
@@ -109,6 +118,19 @@ class _Parser(HTMLParser):
         if self._textarea is not None:
             self._textarea.value += data
 
+    def close(self):
+        """Each button with a form or an action of its own submits its form's fields there: one form each."""
+        super().close()
+        for owner, a in self._buttons:
+            form = self._by_id.get(owner) if isinstance(owner, str) else owner
+            if form is None:
+                continue
+            fields = list(form.fields)
+            if a.get("name"):
+                fields.append(Field(a["name"], "submit", a.get("value", "")))
+            method = a.get("formmethod", form.method).lower()
+            self.forms.append(Form(self.page, a.get("formaction", form.action), fields, form.enctype, method))
+
 
 class _OptionParser(_Parser):
     def handle_starttag(self, tag, attrs):
@@ -125,4 +147,5 @@ def post_forms(page: str, html: str) -> list[Form]:
     """The page's forms that POST."""
     parser = _OptionParser(page)
     parser.feed(html)
+    parser.close()
     return [form for form in parser.forms if form.method == "post"]
