@@ -399,17 +399,33 @@ def subscription_plan_change(request, pk):
             messages.error(request, next(iter(form.errors.values()))[0])
             return redirect("billing:subscription_plan", pk=subscription.pk)
         offer = form.cleaned_data["offer"]
-        changed = _attempt(
-            request,
-            lambda: plans.subscription_plan_change(
-                subscription=subscription,
-                offer=offer,
-                token=form.cleaned_data["token"],
-                by=request.user,
-                attempt=_attempt_id(request),
-            ),
-            _("Your plan is now %(offer)s.") % {"offer": offer.name},
-        )
+        if request.POST.get("when") == "period_end":
+            changed = _attempt(
+                request,
+                lambda: plans.subscription_plan_schedule(
+                    subscription=subscription,
+                    offer=offer,
+                    token=form.cleaned_data["token"],
+                    by=request.user,
+                    attempt=_attempt_id(request),
+                ),
+                lambda scheduled: (
+                    _("Your plan changes to %(offer)s on %(date)s. Nothing is charged now.")
+                    % {"offer": offer.name, "date": _local_date(scheduled.scheduled_change_at)}
+                ),
+            )
+        else:
+            changed = _attempt(
+                request,
+                lambda: plans.subscription_plan_change(
+                    subscription=subscription,
+                    offer=offer,
+                    token=form.cleaned_data["token"],
+                    by=request.user,
+                    attempt=_attempt_id(request),
+                ),
+                _("Your plan is now %(offer)s.") % {"offer": offer.name},
+            )
         if changed is not None:
             return redirect("billing:index")
         return redirect("billing:subscription_plan", pk=subscription.pk)
@@ -430,9 +446,28 @@ def subscription_plan_change(request, pk):
             "switches": switches,
             "allowed": allowed,
             "preview": preview,
+            "downgrade": preview is not None
+            and plans.offer_is_downgrade(subscription=subscription, offer=preview.offer),
             "attempt": uuid.uuid4().hex,
         },
     )
+
+
+@login_required
+@processor_attached_required
+@require_POST
+def subscription_scheduled_change_cancel(request, pk):
+    """Keep the current plan: the change scheduled for the end of the period does not happen."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    _attempt(
+        request,
+        lambda: plans.subscription_scheduled_change_cancel(
+            subscription=subscription, by=request.user, attempt=_attempt_id(request)
+        ),
+        _("The change of plan is cancelled. Your subscription renews as it is."),
+    )
+    return redirect("billing:index")
 
 
 @login_required

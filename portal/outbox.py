@@ -38,6 +38,9 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
     EmailKind.PLAN_CHANGED: frozenset(
         {"offer_name", "previous_offer_name", "amount", "currency", "interval", "next_renewal"}
     ),
+    EmailKind.PLAN_CHANGE_SCHEDULED: frozenset(
+        {"offer_name", "previous_offer_name", "amount", "currency", "interval", "changes_at"}
+    ),
 }
 
 
