@@ -5,31 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0008_subscription_payments_recorded'),
-        ('purchases', '0004_purchase_card_paid_with'),
+        ("billing", "0008_subscription_payments_recorded"),
+        ("purchases", "0004_purchase_card_paid_with"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subscription',
-            name='scheduled_change_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='changes on'),
+            model_name="subscription",
+            name="scheduled_change_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="changes on"),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='scheduled_offer',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='purchases.offer', verbose_name='changes to'),
+            model_name="subscription",
+            name="scheduled_offer",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="purchases.offer",
+                verbose_name="changes to",
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='scheduled_price_id',
-            field=models.CharField(blank=True, max_length=64, verbose_name='changes to Stripe price'),
+            model_name="subscription",
+            name="scheduled_price_id",
+            field=models.CharField(blank=True, max_length=64, verbose_name="changes to Stripe price"),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='stripe_schedule_id',
-            field=models.CharField(blank=True, max_length=64, verbose_name='Stripe subscription schedule'),
+            model_name="subscription",
+            name="stripe_schedule_id",
+            field=models.CharField(blank=True, max_length=64, verbose_name="Stripe subscription schedule"),
         ),
     ]

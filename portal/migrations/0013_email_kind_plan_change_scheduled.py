@@ -4,15 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0012_email_kind_plan_changed_and_retention_offer'),
+        ("portal", "0012_email_kind_plan_changed_and_retention_offer"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='outboundemail',
-            name='kind',
-            field=models.CharField(choices=[('welcome', 'Welcome'), ('hub_link', 'Sign-in link'), ('receipt', 'Receipt'), ('payment_failed', 'Payment failed'), ('card_update_link', 'Card update link'), ('refund_issued', 'Refund issued'), ('refund_failed', 'Refund failed'), ('card_updated', 'Card updated'), ('subscription_cancel_scheduled', 'Subscription cancellation scheduled'), ('subscription_canceled', 'Subscription cancelled'), ('subscription_paused', 'Subscription paused'), ('subscription_resumed', 'Subscription resumed'), ('plan_changed', 'Plan changed'), ('plan_change_scheduled', 'Plan change scheduled'), ('retention_offer_applied', 'Retention offer applied')], max_length=40, verbose_name='kind'),
+            model_name="outboundemail",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("welcome", "Welcome"),
+                    ("hub_link", "Sign-in link"),
+                    ("receipt", "Receipt"),
+                    ("payment_failed", "Payment failed"),
+                    ("card_update_link", "Card update link"),
+                    ("refund_issued", "Refund issued"),
+                    ("refund_failed", "Refund failed"),
+                    ("card_updated", "Card updated"),
+                    ("subscription_cancel_scheduled", "Subscription cancellation scheduled"),
+                    ("subscription_canceled", "Subscription cancelled"),
+                    ("subscription_paused", "Subscription paused"),
+                    ("subscription_resumed", "Subscription resumed"),
+                    ("plan_changed", "Plan changed"),
+                    ("plan_change_scheduled", "Plan change scheduled"),
+                    ("retention_offer_applied", "Retention offer applied"),
+                ],
+                max_length=40,
+                verbose_name="kind",
+            ),
         ),
     ]
