@@ -424,3 +424,26 @@ def test_the_scheduled_change_speaks_german(plan_changes_allowed, member_client,
     assert "Wechselt am 18. Dezember 2026 zu Membership lite" in body and "Änderung zurücknehmen" in body
     assert rendered.subject == "Ihr Tarif wechselt am 18. Dezember 2026 zu Membership lite"
     assert "Ab dann zahlen Sie " in rendered.text
+
+
+def test_the_cancel_page_says_the_scheduled_change_will_not_happen(
+    plan_changes_allowed, member_client, subscription, offers, member
+):
+    schedule(subscription, offers["lite"], member)
+
+    page = member_client.get(reverse("billing:subscription_cancel", args=[subscription.pk])).content.decode()
+
+    assert "The change to Membership lite that you scheduled will not happen." in page
+
+
+def test_staff_see_the_scheduled_change_in_the_console(
+    plan_changes_allowed, support_client, subscription, offers, member
+):
+    schedule(subscription, offers["lite"], member)
+
+    listing = support_client.get(reverse("admin:billing_subscription_changelist")).content.decode()
+    detail = support_client.get(reverse("admin:billing_subscription_change", args=[subscription.pk])).content.decode()
+
+    assert "Changes to Membership lite on Dec. 18, 2026" in listing
+    assert "Changes to Membership lite on Dec. 18, 2026" in detail
+    assert subscription.stripe_subscription_id in detail
