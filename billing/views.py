@@ -399,33 +399,19 @@ def subscription_plan_change(request, pk):
             messages.error(request, next(iter(form.errors.values()))[0])
             return redirect("billing:subscription_plan", pk=subscription.pk)
         offer = form.cleaned_data["offer"]
-        if request.POST.get("when") == "period_end":
-            changed = _attempt(
-                request,
-                lambda: plans.subscription_plan_schedule(
-                    subscription=subscription,
-                    offer=offer,
-                    token=form.cleaned_data["token"],
-                    by=request.user,
-                    attempt=_attempt_id(request),
-                ),
-                lambda scheduled: (
-                    _("Your plan changes to %(offer)s on %(date)s. Nothing is charged now.")
-                    % {"offer": offer.name, "date": _local_date(scheduled.scheduled_change_at)}
-                ),
-            )
-        else:
-            changed = _attempt(
-                request,
-                lambda: plans.subscription_plan_change(
-                    subscription=subscription,
-                    offer=offer,
-                    token=form.cleaned_data["token"],
-                    by=request.user,
-                    attempt=_attempt_id(request),
-                ),
-                _("Your plan is now %(offer)s.") % {"offer": offer.name},
-            )
+        at_period_end = request.POST.get("when") == "period_end"
+        change = plans.subscription_plan_schedule if at_period_end else plans.subscription_plan_change
+        changed = _attempt(
+            request,
+            lambda: change(
+                subscription=subscription,
+                offer=offer,
+                token=form.cleaned_data["token"],
+                by=request.user,
+                attempt=_attempt_id(request),
+            ),
+            lambda result: _plan_change_done(result, offer=offer, at_period_end=at_period_end),
+        )
         if changed is not None:
             return redirect("billing:index")
         return redirect("billing:subscription_plan", pk=subscription.pk)
@@ -451,6 +437,15 @@ def subscription_plan_change(request, pk):
             "attempt": uuid.uuid4().hex,
         },
     )
+
+
+def _plan_change_done(subscription: Subscription, *, offer, at_period_end: bool) -> str:
+    if at_period_end:
+        return _("Your plan changes to %(offer)s on %(date)s. Nothing is charged now.") % {
+            "offer": offer.name,
+            "date": _local_date(subscription.scheduled_change_at),
+        }
+    return _("Your plan is now %(offer)s.") % {"offer": offer.name}
 
 
 @login_required
