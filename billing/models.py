@@ -109,6 +109,20 @@ class Subscription(models.Model):
     # How many of its invoices were recorded as purchases (what a payment plan's instalments left are
     # counted from): kept by invoice_record_paid, so the billing page need not count purchases per row.
     payments_recorded = models.PositiveIntegerField(_("payments recorded"), default=0)
+    # The processor's subscription schedule that manages it, while one does (even after its last change began).
+    stripe_schedule_id = models.CharField(_("Stripe subscription schedule"), max_length=64, blank=True)
+    # A change of plan that the schedule makes at a later renewal: to what, and when. Cleared once it began,
+    # or when the schedule let go of the subscription before.
+    scheduled_offer = models.ForeignKey(
+        "purchases.Offer",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("changes to"),
+    )
+    scheduled_price_id = models.CharField(_("changes to Stripe price"), max_length=64, blank=True)
+    scheduled_change_at = models.DateTimeField(_("changes on"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     synced_at = models.DateTimeField(_("last synced"), default=timezone.now)
 
@@ -145,6 +159,10 @@ class Subscription(models.Model):
         if self.cancel_at:
             return self.cancel_at
         return self.current_period_end if self.cancel_at_period_end else None
+
+    @property
+    def has_scheduled_change(self) -> bool:
+        return bool(self.scheduled_price_id) and self.status != SubscriptionStatus.CANCELED
 
     @property
     def is_set_to_end(self) -> bool:

@@ -32,6 +32,9 @@ PAUSE_CYCLES_INVALID = _("Choose a pause of one, two or three billing periods.")
 SUBSCRIPTION_ENDING_NOT_PAUSABLE = _("This subscription is set to end, so it cannot be paused. Keep it first.")
 SUBSCRIPTION_NOT_SELF_PAUSABLE = _("Only an active subscription can be paused.")
 SUBSCRIPTION_ALREADY_PAUSED = _("This subscription is already paused.")
+SUBSCRIPTION_CHANGE_SCHEDULED_NOT_PAUSABLE = _(
+    "A change of plan is scheduled for this subscription, so it cannot be paused. Cancel the change first."
+)
 SUBSCRIPTION_PAUSED_BY_STAFF = _(
     "Our team paused this subscription, so it cannot be resumed from here. Please contact %(contact)s."
 )
@@ -69,6 +72,7 @@ def subscription_can_self_pause(*, subscription: Subscription) -> bool:
         subscription.status == SubscriptionStatus.ACTIVE
         and not subscription.paused
         and not subscription.is_set_to_end
+        and not subscription.has_scheduled_change
         and pause_resumes_at(subscription=subscription, cycles=1) is not None
     )
 
@@ -87,6 +91,8 @@ def subscription_pause_by_customer(
         raise BillingError(SUBSCRIPTION_ALREADY_PAUSED)
     if subscription.is_set_to_end:
         raise BillingError(SUBSCRIPTION_ENDING_NOT_PAUSABLE)
+    if subscription.has_scheduled_change:
+        raise BillingError(SUBSCRIPTION_CHANGE_SCHEDULED_NOT_PAUSABLE)
     if not subscription_can_self_pause(subscription=subscription):
         raise BillingError(SUBSCRIPTION_NOT_SELF_PAUSABLE)
     paused = services.subscription_pause(
@@ -237,6 +243,8 @@ def subscription_plan_change(
         "amount": subscription.amount,
         "interval": subscription.interval,
     }
+    # A change now replaces one scheduled for later; the schedule would otherwise undo it at the renewal.
+    services.subscription_schedule_let_go(subscription=subscription, by=by, attempt=attempt)
     gateway = get_gateway()
     remote = gateway.subscription_retrieve(subscription_id=subscription.stripe_subscription_id)
     changed = gateway.subscription_price_change(
@@ -276,3 +284,102 @@ def subscription_plan_change(
     )
     customer_record_activity(user_id=by.pk)
     return synced
+
+
+# ---------------------------------------------------------------------------------------------
+# A downgrade at the end of the period: a subscription schedule makes the change at the renewal
+# ---------------------------------------------------------------------------------------------
+
+PLAN_NOT_DOWNGRADE = _("Only a change to a cheaper plan can wait until the end of the period.")
+PLAN_NO_PERIOD_END = _("This subscription has no current period to wait for. Change the plan now instead.")
+PLAN_NO_CHANGE_SCHEDULED = _("No change of plan is scheduled for this subscription.")
+
+# Periods in a year, to compare prices billed at different intervals ("cheaper" is cheaper per year).
+_PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
+
+
+def _yearly_cost(*, amount: int, interval: str, interval_count: int = 1) -> float | None:
+    periods = _PER_YEAR.get(interval)
+    return amount * periods / max(interval_count, 1) if periods else None
+
+
+def offer_is_downgrade(*, subscription: Subscription, offer: Offer) -> bool:
+    """Whether `offer` costs less over a year than the subscription's current price: a downgrade.
+
+    A downgrade may wait for the end of the paid period; a change to a dearer plan is made at once.
+    """
+    now = _yearly_cost(
+        amount=subscription.amount, interval=subscription.interval, interval_count=subscription.interval_count
+    )
+    then = _yearly_cost(amount=offer.price_amount, interval=offer.interval)
+    return now is not None and then is not None and then < now
+
+
+@transaction.atomic
+def subscription_plan_schedule(
+    *, subscription: Subscription, offer: Offer, token: str, by: User, attempt: str = ""
+) -> Subscription:
+    """Move the subscription to a cheaper `offer` at the end of the current period: nothing is charged now.
+
+    A schedule made from the subscription keeps the current price until the period ends, then bills the
+    new one. A change scheduled before is replaced. Audited, and confirmed by one email.
+    """
+    subscription = Subscription.objects.select_for_update(of=("self",)).select_related("offer").get(pk=subscription.pk)
+    _preview_moment(token=token, subscription=subscription, offer=offer)
+    _switch_target(subscription=subscription, offer=offer)
+    if not offer_is_downgrade(subscription=subscription, offer=offer):
+        raise BillingError(PLAN_NOT_DOWNGRADE)
+    if subscription.current_period_end is None:
+        raise BillingError(PLAN_NO_PERIOD_END)
+    if subscription.scheduled_price_id == offer.stripe_price_id:
+        return subscription  # this very change is already waiting: pressing again changes nothing
+    services.subscription_schedule_let_go(subscription=subscription, by=by, attempt=attempt)
+    schedule = get_gateway().subscription_schedule_change(
+        subscription_id=subscription.stripe_subscription_id,
+        price_id=offer.stripe_price_id,
+        idempotency_key=_key(
+            "plan-schedule", subscription.stripe_subscription_id, offer.stripe_price_id, attempt=attempt
+        ),
+    )
+    scheduled = services.subscription_schedule_record(subscription=subscription, remote=schedule)
+    if scheduled.scheduled_offer_id != offer.pk:  # the price maps to the offer (Offer.stripe_price_id); keep the choice
+        scheduled.scheduled_offer = offer
+        scheduled.save(update_fields=["scheduled_offer"])
+    entry = audit_record(
+        action="subscription.plan_change_scheduled",
+        customer=scheduled.customer,
+        actor=by,
+        changes={
+            "subscription": scheduled.stripe_subscription_id,
+            "schedule": schedule.id,
+            "offer": [subscription.offer.name if subscription.offer else "", offer.name],
+            "price": [scheduled.stripe_price_id, offer.stripe_price_id],
+            "at": scheduled.scheduled_change_at.isoformat() if scheduled.scheduled_change_at else None,
+        },
+    )
+    _email(
+        customer=scheduled.customer,
+        kind="plan_change_scheduled",
+        key=f"plan_change_scheduled:{scheduled.stripe_subscription_id}:{entry.pk}",
+        context={
+            "offer_name": offer.name,
+            "previous_offer_name": subscription.offer.name if subscription.offer else "",
+            "amount": offer.price_amount,
+            "currency": offer.currency,
+            "interval": offer.interval,
+            "changes_at": scheduled.scheduled_change_at.isoformat() if scheduled.scheduled_change_at else None,
+        },
+    )
+    customer_record_activity(user_id=by.pk)
+    return scheduled
+
+
+@transaction.atomic
+def subscription_scheduled_change_cancel(*, subscription: Subscription, by: User, attempt: str = "") -> Subscription:
+    """The customer keeps their plan: the schedule lets go and the subscription renews as it is."""
+    subscription = Subscription.objects.select_for_update(of=("self",)).select_related("offer").get(pk=subscription.pk)
+    if not subscription.has_scheduled_change:
+        raise BillingError(PLAN_NO_CHANGE_SCHEDULED)
+    kept = services.subscription_schedule_let_go(subscription=subscription, by=by, attempt=attempt)
+    customer_record_activity(user_id=by.pk)
+    return kept

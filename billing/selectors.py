@@ -19,7 +19,7 @@ def subscriptions_for_customer(*, customer: Customer) -> list[Subscription]:
     `payments_recorded`, what a payment plan's instalments left are counted from)."""
     subscriptions = (
         Subscription.objects.filter(customer=customer)
-        .select_related("offer")
+        .select_related("offer", "scheduled_offer")
         .exclude(status=SubscriptionStatus.INCOMPLETE_EXPIRED)
         .order_by()
     )
@@ -31,7 +31,7 @@ def customer_has_live_subscription(*, customer: Customer) -> bool:
 
 
 def subscription_for_customer(*, customer: Customer, pk: int) -> Subscription:
-    return Subscription.objects.select_related("offer").get(customer=customer, pk=pk)
+    return Subscription.objects.select_related("offer", "scheduled_offer").get(customer=customer, pk=pk)
 
 
 def card_for_customer(*, customer: Customer, pk: int) -> Card:

@@ -16,5 +16,10 @@ urlpatterns = [
     path("subscriptions/<int:pk>/pause/", views.subscription_pause, name="subscription_pause"),
     path("subscriptions/<int:pk>/resume/", views.subscription_resume, name="subscription_resume"),
     path("subscriptions/<int:pk>/plan/", views.subscription_plan_change, name="subscription_plan"),
+    path(
+        "subscriptions/<int:pk>/plan/scheduled/cancel/",
+        views.subscription_scheduled_change_cancel,
+        name="subscription_scheduled_change_cancel",
+    ),
     path("subscriptions/<int:pk>/pay/", views.subscription_pay, name="subscription_pay"),
 ]

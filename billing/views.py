@@ -112,14 +112,16 @@ def _cards_shown_key(cards: list[Card], *, has_live: bool) -> str:
 
 def _subscriptions_shown_key(rows: list[dict], site) -> str:
     """Everything the subscriptions table's rows show, their actions included, as its {% cache %} key (the
-    template adds the language and time zone): each row's subscription, offer and card and the choices
-    worked out for it, and the site settings the actions and the cancel instructions read."""
+    template adds the language and time zone): each row's subscription, its offer and scheduled offer, its
+    card and the choices worked out for it, and the site settings the actions and the cancel instructions
+    read."""
     return repr(
         (
             [
                 (
                     _stored(row["subscription"]),
                     _stored(row["subscription"].offer),
+                    _stored(row["subscription"].scheduled_offer),
                     _stored(row["card"]),
                     row["can_pause"],
                     row["can_change_plan"],
@@ -415,16 +417,18 @@ def subscription_plan_change(request, pk):
             messages.error(request, next(iter(form.errors.values()))[0])
             return redirect("billing:subscription_plan", pk=subscription.pk)
         offer = form.cleaned_data["offer"]
+        at_period_end = request.POST.get("when") == "period_end"
+        change = plans.subscription_plan_schedule if at_period_end else plans.subscription_plan_change
         changed = _attempt(
             request,
-            lambda: plans.subscription_plan_change(
+            lambda: change(
                 subscription=subscription,
                 offer=offer,
                 token=form.cleaned_data["token"],
                 by=request.user,
                 attempt=_attempt_id(request),
             ),
-            _("Your plan is now %(offer)s.") % {"offer": offer.name},
+            lambda result: _plan_change_done(result, offer=offer, at_period_end=at_period_end),
         )
         if changed is not None:
             return redirect("billing:index")
@@ -446,9 +450,37 @@ def subscription_plan_change(request, pk):
             "switches": switches,
             "allowed": allowed,
             "preview": preview,
+            "downgrade": preview is not None
+            and plans.offer_is_downgrade(subscription=subscription, offer=preview.offer),
             "attempt": uuid.uuid4().hex,
         },
     )
+
+
+def _plan_change_done(subscription: Subscription, *, offer, at_period_end: bool) -> str:
+    if at_period_end:
+        return _("Your plan changes to %(offer)s on %(date)s. Nothing is charged now.") % {
+            "offer": offer.name,
+            "date": _local_date(subscription.scheduled_change_at),
+        }
+    return _("Your plan is now %(offer)s.") % {"offer": offer.name}
+
+
+@login_required
+@processor_attached_required
+@require_POST
+def subscription_scheduled_change_cancel(request, pk):
+    """Keep the current plan: the change scheduled for the end of the period does not happen."""
+    customer = customer_get_or_create(user=request.user)
+    subscription = _customer_object(selectors.subscription_for_customer, customer=customer, pk=pk)
+    _attempt(
+        request,
+        lambda: plans.subscription_scheduled_change_cancel(
+            subscription=subscription, by=request.user, attempt=_attempt_id(request)
+        ),
+        _("The change of plan is cancelled. Your subscription renews as it is."),
+    )
+    return redirect("billing:index")
 
 
 @login_required

@@ -36,6 +36,7 @@ from .services import (
     invoice_record_failed,
     invoice_record_paid,
     refund_sync,
+    subscription_schedule_sync,
     subscription_sync,
 )
 
@@ -56,6 +57,17 @@ def _object_lock(object_id: str) -> None:
 
 def _subscription(event: WebhookEvent) -> None:
     subscription_sync(remote=get_gateway().subscription_retrieve(subscription_id=event.object_id))
+
+
+def _subscription_schedule(event: WebhookEvent) -> None:
+    """A schedule made, changed, released, completed or cancelled: its subscription first (a phase that
+    began moved its price), then what the schedule still has to change."""
+    gateway = get_gateway()
+    schedule = gateway.subscription_schedule_retrieve(schedule_id=event.object_id)
+    if schedule.subscription_id:
+        _object_lock(schedule.subscription_id)  # the subscription's own events may be applying now
+        subscription_sync(remote=gateway.subscription_retrieve(subscription_id=schedule.subscription_id))
+    subscription_schedule_sync(remote=schedule)
 
 
 def _invoice_paid(event: WebhookEvent) -> None:
@@ -114,6 +126,12 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     "customer.subscription.deleted": _subscription,
     "customer.subscription.paused": _subscription,
     "customer.subscription.resumed": _subscription,
+    "subscription_schedule.created": _subscription_schedule,
+    "subscription_schedule.updated": _subscription_schedule,
+    "subscription_schedule.released": _subscription_schedule,
+    "subscription_schedule.completed": _subscription_schedule,
+    "subscription_schedule.canceled": _subscription_schedule,
+    "subscription_schedule.aborted": _subscription_schedule,
     "invoice.paid": _invoice_paid,
     "invoice.payment_succeeded": _invoice_paid,  # what localstripe (and older accounts) send
     "invoice.payment_failed": _invoice_failed,
@@ -133,7 +151,9 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
 # Handlers that write only the processor's current state, read by the event's object id, so a newer
 # event of the same handler, once applied, has already brought in what an older one would. (A failed
 # payment is not among them: each one is audited.)
-REREAD_ONLY: frozenset[Callable[[WebhookEvent], None]] = frozenset({_subscription, _invoice_paid, _refund})
+REREAD_ONLY: frozenset[Callable[[WebhookEvent], None]] = frozenset(
+    {_subscription, _subscription_schedule, _invoice_paid, _refund}
+)
 
 
 def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:

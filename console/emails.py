@@ -315,6 +315,17 @@ def _plan_changed_context(customer: Customer, data: dict) -> dict:
         "previous_offer_name": data["previous_offer_name"],
         "interval": data["interval"],
         "next_renewal": _datetime(data.get("next_renewal")),
+        "at_renewal": bool(data.get("at_renewal")),
+        "billing_url": absolute_url(BILLING_PATH),
+    }
+
+
+def _plan_change_scheduled_context(customer: Customer, data: dict) -> dict:
+    return {
+        **_money_context(data),
+        "previous_offer_name": data["previous_offer_name"],
+        "interval": data["interval"],
+        "changes_at": _datetime(data.get("changes_at")),
         "billing_url": absolute_url(BILLING_PATH),
     }
 
@@ -373,6 +384,7 @@ _KIND_CONTEXT = {
     EmailKind.SUBSCRIPTION_PAUSED: _subscription_context,
     EmailKind.SUBSCRIPTION_RESUMED: _subscription_context,
     EmailKind.PLAN_CHANGED: _plan_changed_context,
+    EmailKind.PLAN_CHANGE_SCHEDULED: _plan_change_scheduled_context,
     EmailKind.RETENTION_OFFER_APPLIED: _retention_offer_context,
     EmailKind.RENEWAL_REMINDER: _reminder_context,
     EmailKind.TRIAL_ENDING: _reminder_context,

@@ -10,7 +10,8 @@ missing fails. `install(app)` puts a layer in front of localstripe's aiohttp app
 - does what localstripe cannot, keeping that state in localstripe's own store under `EXTRA`, so it is
   saved, loaded and flushed with the rest: collection paused and resumed (`pause_collection`), a
   subscription paused and resumed by its endpoints, `cancel_at` set and cleared, a subscription's
-  default card, tax ID types localstripe refuses, prices, invoice payments, billing portal sessions;
+  default card, tax ID types localstripe refuses, prices, invoice payments, billing portal sessions,
+  subscription schedules made from a subscription (kept and released; their phases never start here);
 - rewrites every answer, the objects nested in it and the objects inside the events it sends, into
   the current shape of what our gateway reads (`billing/gateways/stripe.py`, `map_*`).
 
@@ -203,6 +204,7 @@ def _subscription(subscription: dict) -> None:
     subscription["billing_cycle_anchor"] = subscription["billing_cycle_anchor"] or subscription.get("start_date")
     subscription.setdefault("collection_method", "charge_automatically")
     subscription["discounts"] = list(extra.get("discounts") or [])
+    subscription["schedule"] = extra.get("schedule")
     details = extra.get("cancellation_details") or {}
     subscription["cancellation_details"] = {
         "comment": details.get("comment"),
@@ -504,6 +506,12 @@ async def subscription_update(request: web.Request) -> web.Response:
     subscription = Subscription._api_retrieve(subscription_id)
     if "cancel_at" in data and "cancel_at_period_end" in data:
         raise _refuse("You may only specify one of these parameters: cancel_at, cancel_at_period_end.", "cancel_at")
+    schedule_id = (_extra("subscriptions", subscription_id) or {}).get("schedule")
+    if schedule_id and {"cancel_at", "cancel_at_period_end"} & set(data):
+        raise _refuse(
+            f"The subscription is managed by the subscription schedule `{schedule_id}`, and updating any "
+            "cancelation behavior directly is not allowed. Please update the schedule instead."
+        )
     # Every check before any change: a refused request changes nothing, as at Stripe.
     ours = {}
     if "pause_collection" in data:
@@ -856,6 +864,171 @@ def billing_portal_page(request: web.Request) -> web.Response:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Subscription schedules: made from a subscription, given phases, released (all ours)
+# ---------------------------------------------------------------------------------------------
+
+
+def _schedule_phase(*, start: int, end: int, currency: str, items: list[tuple[str, int]], discounts=()) -> dict:
+    return {
+        "add_invoice_items": [],
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": None,
+        "billing_thresholds": None,
+        "collection_method": "charge_automatically",
+        "currency": currency,
+        "default_payment_method": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [{"coupon": None, "discount": d, "promotion_code": None} for d in discounts],
+        "end_date": end,
+        "invoice_settings": None,
+        "items": [
+            {
+                "billing_thresholds": None,
+                "discounts": [],
+                "metadata": {},
+                "plan": price,
+                "price": price,
+                "quantity": quantity,
+                "tax_rates": [],
+            }
+            for price, quantity in items
+        ],
+        "metadata": {},
+        "on_behalf_of": None,
+        "proration_behavior": "create_prorations",
+        "start_date": start,
+        "transfer_data": None,
+        "trial_end": None,
+    }
+
+
+def _schedule(schedule_id: str) -> dict:
+    schedule = _extra("schedules", schedule_id)
+    if not schedule:
+        raise UserError(404, f"No such subscription_schedule: '{schedule_id}'")
+    return schedule
+
+
+async def subscription_schedule_create(request: web.Request) -> web.Response:
+    data = await server.get_post_data(request) or {}
+    subscription_id = data.get("from_subscription")
+    if not subscription_id:
+        raise _refuse("localstripe makes schedules from a subscription only.", "from_subscription")
+    subscription = current(Subscription._api_retrieve(subscription_id)._export())
+    extra = _extra("subscriptions", subscription_id, create=True)
+    if extra.get("schedule"):
+        raise _refuse(
+            f"You cannot migrate a subscription that is already attached to a schedule: `{extra['schedule']}`.",
+            "from_subscription",
+        )
+    items = subscription["items"]["data"]
+    start, end = items[0]["current_period_start"], items[0]["current_period_end"]
+    schedule_id = f"sub_sched_{random_id(14)}"
+    phase = _schedule_phase(
+        start=start,
+        end=end,
+        currency=subscription["currency"],
+        items=[(item["price"]["id"], item["quantity"] or 1) for item in items],
+        discounts=subscription["discounts"],
+    )
+    schedule = _extra("schedules", schedule_id, create=True)
+    schedule.update(
+        id=schedule_id,
+        object="subscription_schedule",
+        application=None,
+        billing_mode={"flexible": None, "type": "classic", "updated_at": None},
+        canceled_at=None,
+        completed_at=None,
+        created=_now(),
+        current_phase={"start_date": start, "end_date": end},
+        customer=subscription["customer"],
+        customer_account=None,
+        default_settings={
+            "application_fee_percent": None,
+            "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+            "billing_cycle_anchor": "automatic",
+            "billing_thresholds": None,
+            "collection_method": "charge_automatically",
+            "default_payment_method": None,
+            "description": None,
+            "invoice_settings": {"account_tax_ids": None, "days_until_due": None, "issuer": {"type": "self"}},
+            "on_behalf_of": None,
+            "transfer_data": None,
+        },
+        end_behavior="release",
+        livemode=False,
+        metadata={},
+        pause_schedules=[],
+        phases=[phase],
+        released_at=None,
+        released_subscription=None,
+        status="active",
+        subscription=subscription_id,
+        test_clock=None,
+    )
+    extra["schedule"] = schedule_id
+    return _answer(schedule)
+
+
+async def subscription_schedule_retrieve(request: web.Request) -> web.Response:
+    return _answer(_schedule(request.match_info["id"]))
+
+
+def _managing(schedule: dict, verb: str) -> None:
+    if schedule["status"] not in ("not_started", "active"):
+        raise _refuse(
+            f"You cannot {verb} a subscription schedule that is currently in the `{schedule['status']}` status."
+        )
+
+
+async def subscription_schedule_update(request: web.Request) -> web.Response:
+    schedule = _schedule(request.match_info["id"])
+    _managing(schedule, "update")
+    data = await server.get_post_data(request) or {}
+    phases = []
+    previous_end = None
+    for index, phase in enumerate(data.get("phases") or []):
+        items = [(item.get("price") or item.get("plan"), int(item.get("quantity") or 1)) for item in phase["items"]]
+        start = int(phase["start_date"]) if phase.get("start_date") not in (None, "now") else previous_end or _now()
+        if index == 0 and start != schedule["current_phase"]["start_date"]:
+            raise _refuse("You can not modify the start date of the current phase.", "phases[0][start_date]")
+        if phase.get("end_date") is not None:
+            end = int(phase["end_date"])
+        else:
+            plan = Plan._api_retrieve(items[0][0])
+            end = start + (365 if plan.interval == "year" else 30) * 86400 * (plan.interval_count or 1)
+        discounts = [d.get("discount") for d in phase.get("discounts") or [] if d.get("discount")]
+        row = _schedule_phase(
+            start=start, end=end, currency=schedule["phases"][0]["currency"], items=items, discounts=discounts
+        )
+        row["proration_behavior"] = phase.get("proration_behavior") or "create_prorations"
+        phases.append(row)
+        previous_end = end
+    if phases:
+        schedule["phases"] = phases
+    if data.get("end_behavior"):
+        schedule["end_behavior"] = data["end_behavior"]
+    return _answer(schedule)
+
+
+async def subscription_schedule_release(request: web.Request) -> web.Response:
+    schedule = _schedule(request.match_info["id"])
+    _managing(schedule, "release")
+    subscription_id = schedule["subscription"]
+    (_extra("subscriptions", subscription_id, create=True))["schedule"] = None
+    schedule.update(
+        status="released",
+        released_at=_now(),
+        released_subscription=subscription_id,
+        subscription=None,
+        current_phase=None,
+    )
+    return _answer(schedule)
+
+
 # The requests answered here instead of by localstripe, by method and route.
 OVERRIDES = {
     ("POST", "/v1/subscriptions"): subscription_create,
@@ -877,6 +1050,10 @@ ROUTES = (
     ("GET", "/v1/prices", prices_list),
     ("GET", "/v1/prices/{id}", price_retrieve),
     ("POST", "/v1/billing_portal/sessions", billing_portal_session_create),
+    ("POST", "/v1/subscription_schedules", subscription_schedule_create),
+    ("GET", "/v1/subscription_schedules/{id}", subscription_schedule_retrieve),
+    ("POST", "/v1/subscription_schedules/{id}", subscription_schedule_update),
+    ("POST", "/v1/subscription_schedules/{id}/release", subscription_schedule_release),
 )
 
 

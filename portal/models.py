@@ -205,6 +205,7 @@ class EmailKind(models.TextChoices):
     SUBSCRIPTION_PAUSED = "subscription_paused", _("Subscription paused")
     SUBSCRIPTION_RESUMED = "subscription_resumed", _("Subscription resumed")
     PLAN_CHANGED = "plan_changed", _("Plan changed")
+    PLAN_CHANGE_SCHEDULED = "plan_change_scheduled", _("Plan change scheduled")
     RETENTION_OFFER_APPLIED = "retention_offer_applied", _("Retention offer applied")
     RENEWAL_REMINDER = "renewal_reminder", _("Renewal reminder")
     TRIAL_ENDING = "trial_ending", _("Trial ending reminder")

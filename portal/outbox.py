@@ -45,6 +45,9 @@ CONTEXT_KEYS: dict[str, frozenset[str]] = {
         {"subscription_id", "offer_name", "amount", "currency", "interval", "interval_count", "trial_ends_at"}
     ),
     EmailKind.CARD_EXPIRING: frozenset({"brand", "last4", "exp_month", "exp_year"}),
+    EmailKind.PLAN_CHANGE_SCHEDULED: frozenset(
+        {"offer_name", "previous_offer_name", "amount", "currency", "interval", "changes_at"}
+    ),
 }
 
 

@@ -161,6 +161,26 @@ class GatewaySubscription:
     interval_count: int = 1  # billed every `interval_count` intervals (3 × month: quarterly)
     item_id: str = ""  # the first item's id: the one a change of plan moves to another price
     discount_ids: tuple[str, ...] = ()  # the discounts on the subscription itself (not on its items)
+    schedule_id: str = ""  # the subscription schedule that manages it, while one does
+
+
+@dataclass(frozen=True)
+class GatewaySchedule:
+    """A subscription schedule, as far as a change of price at a later date needs it.
+
+    `next_price_id` and `next_phase_at` name the phase after the current one, while the schedule still
+    has one to start; both are empty once the last phase began or the schedule let go of the subscription.
+    """
+
+    id: str
+    subscription_id: str
+    status: str  # not_started, active, completed, released, canceled
+    next_price_id: str = ""
+    next_phase_at: datetime | None = None
+
+    @property
+    def manages_subscription(self) -> bool:
+        return self.status in ("not_started", "active")
 
 
 @dataclass(frozen=True)
@@ -310,6 +330,14 @@ class PaymentGateway(Protocol):
     def subscription_price_change(
         self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
     ) -> GatewaySubscription: ...
+
+    def subscription_schedule_change(
+        self, *, subscription_id: str, price_id: str, idempotency_key: str
+    ) -> GatewaySchedule: ...
+
+    def subscription_schedule_retrieve(self, *, schedule_id: str) -> GatewaySchedule: ...
+
+    def subscription_schedule_release(self, *, schedule_id: str, idempotency_key: str) -> GatewaySchedule: ...
 
     def invoice_retrieve(self, *, invoice_id: str) -> GatewayInvoice: ...
 

@@ -20,6 +20,7 @@ from .base import (
     GatewayInvoiceLine,
     GatewayInvoicePayment,
     GatewayRefund,
+    GatewaySchedule,
     GatewaySetupIntent,
     GatewaySubscription,
     InvalidRequest,
@@ -51,11 +52,15 @@ class FakeGateway:
     # A test sets this to have the card refuse the next charge a change of plan makes.
     charge_declines = False
     calls: list[tuple[str, dict[str, Any]]] = []
+    schedules: dict[str, GatewaySchedule] = {}
+    # Idempotency keys seen by schedule calls → the answer given, replayed for the same key as Stripe does.
+    schedule_keys: dict[str, GatewaySchedule] = {}
 
     @classmethod
     def reset(cls) -> None:
         cls.customers, cls.cards, cls.subscriptions, cls.refunds, cls.calls = {}, {}, {}, {}, []
         cls.setup_intents, cls.invoices, cls.prices = {}, {}, {}
+        cls.schedules, cls.schedule_keys = {}, {}
         cls.refund_status = "succeeded"
         cls.charge_declines = False
 
@@ -203,7 +208,13 @@ class FakeGateway:
             feedback=feedback,
             comment=comment,
         )
-        subscription = replace(self.subscription_retrieve(subscription_id=subscription_id), cancel_at_period_end=cancel)
+        current = self.subscription_retrieve(subscription_id=subscription_id)
+        if current.schedule_id:
+            raise InvalidRequest(
+                f"The subscription is managed by the subscription schedule `{current.schedule_id}`, and updating"
+                " any cancelation behavior directly is not allowed. Please update the schedule instead."
+            )
+        subscription = replace(current, cancel_at_period_end=cancel)
         self.subscriptions[subscription_id] = subscription
         return subscription
 
@@ -229,6 +240,12 @@ class FakeGateway:
 
     def subscription_cancel_now(self, *, subscription_id: str, idempotency_key: str) -> GatewaySubscription:
         self._record("subscription_cancel_now", subscription_id=subscription_id)
+        schedule_id = self.subscription_retrieve(subscription_id=subscription_id).schedule_id
+        if schedule_id:  # Stripe cancels the schedule with the subscription
+            self.schedules[schedule_id] = replace(
+                self.schedules[schedule_id], status="canceled", next_price_id="", next_phase_at=None
+            )
+            self.subscription_update(subscription_id=subscription_id, schedule_id="")
         subscription = replace(
             self.subscription_retrieve(subscription_id=subscription_id),
             status="canceled",
@@ -318,6 +335,81 @@ class FakeGateway:
             amount=amount,
             interval=interval,
             current_period_end=period_end,
+        )
+
+    def subscription_schedule_change(
+        self, *, subscription_id: str, price_id: str, idempotency_key: str
+    ) -> GatewaySchedule:
+        """A schedule made from the subscription, its next phase on `price_id` from the period's end."""
+        self._record(
+            "subscription_schedule_change",
+            subscription_id=subscription_id,
+            price_id=price_id,
+            idempotency_key=idempotency_key,
+        )
+        if idempotency_key in self.schedule_keys:
+            return self.schedule_keys[idempotency_key]
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        if subscription.schedule_id:
+            raise InvalidRequest(
+                "You cannot migrate a subscription that is already attached to a schedule:"
+                f" `{subscription.schedule_id}`."
+            )
+        if subscription.status == "canceled":
+            raise InvalidRequest("You cannot migrate a canceled subscription.")
+        if price_id not in self.prices:
+            raise InvalidRequest(f"No such price: '{price_id}'")
+        schedule = GatewaySchedule(
+            id=_new_id("sub_sched"),
+            subscription_id=subscription_id,
+            status="active",
+            next_price_id=price_id,
+            next_phase_at=subscription.current_period_end,
+        )
+        self.schedules[schedule.id] = schedule
+        self.subscription_update(subscription_id=subscription_id, schedule_id=schedule.id)
+        self.schedule_keys[idempotency_key] = schedule
+        return schedule
+
+    def subscription_schedule_retrieve(self, *, schedule_id: str) -> GatewaySchedule:
+        try:
+            return self.schedules[schedule_id]
+        except KeyError:
+            raise NotFound(schedule_id) from None
+
+    def subscription_schedule_release(self, *, schedule_id: str, idempotency_key: str) -> GatewaySchedule:
+        self._record("subscription_schedule_release", schedule_id=schedule_id, idempotency_key=idempotency_key)
+        if idempotency_key in self.schedule_keys:
+            return self.schedule_keys[idempotency_key]
+        schedule = self.subscription_schedule_retrieve(schedule_id=schedule_id)
+        if not schedule.manages_subscription:
+            raise InvalidRequest(f"You cannot release a subscription schedule that is currently `{schedule.status}`.")
+        released = replace(schedule, status="released", next_price_id="", next_phase_at=None)
+        self.schedules[schedule_id] = released
+        self.subscription_update(subscription_id=schedule.subscription_id, schedule_id="")
+        self.schedule_keys[idempotency_key] = released
+        return released
+
+    def advance_to_renewal(self, *, subscription_id: str) -> GatewaySubscription:
+        """Test helper (not in the protocol): the period ends and the subscription renews, as Stripe would.
+
+        A schedule's next phase starts: the first item moves to its price without proration, and the
+        schedule, now in its last phase, keeps managing the subscription until that phase ends.
+        """
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        start = subscription.current_period_end or datetime.now(UTC)
+        schedule = self.schedules.get(subscription.schedule_id)
+        price_id, amount, interval = subscription.price_id, subscription.amount, subscription.interval
+        if schedule is not None and schedule.next_price_id:
+            price_id = schedule.next_price_id
+            amount, interval = self.prices[price_id]
+            self.schedules[schedule.id] = replace(schedule, next_price_id="", next_phase_at=None)
+        return self.subscription_update(
+            subscription_id=subscription_id,
+            price_id=price_id,
+            amount=amount,
+            interval=interval,
+            current_period_end=start + (timedelta(days=365) if interval == "year" else timedelta(days=30)),
         )
 
     def invoice_create(

@@ -31,6 +31,9 @@ from stripe.params import (
     PaymentIntentRetrieveParams,
     PlanCreateParams,
     RefundCreateParams,
+    SubscriptionScheduleUpdateParamsPhase,
+    SubscriptionScheduleUpdateParamsPhaseDiscount,
+    SubscriptionScheduleUpdateParamsPhaseItem,
     SubscriptionUpdateParams,
     SubscriptionUpdateParamsCancellationDetails,
     SubscriptionUpdateParamsDiscount,
@@ -50,6 +53,7 @@ from .base import (
     GatewayInvoiceLine,
     GatewayInvoicePayment,
     GatewayRefund,
+    GatewaySchedule,
     GatewaySetupIntent,
     GatewaySubscription,
     IdempotencyConflict,
@@ -160,7 +164,70 @@ def map_subscription(subscription: stripe.Subscription) -> GatewaySubscription:
         interval_count=recurring.interval_count if recurring else 1,
         item_id=first.id if first else "",
         discount_ids=tuple(_id(d) for d in subscription.discounts) if _has(subscription, "discounts") else (),
+        schedule_id=_id(subscription.schedule) if _has(subscription, "schedule") else "",
     )
+
+
+def map_schedule(schedule: stripe.SubscriptionSchedule) -> GatewaySchedule:
+    """A schedule and the phase it starts next: the first one after the current phase ends."""
+    upcoming = []
+    if schedule.status in ("not_started", "active"):
+        current = schedule.current_phase
+        upcoming = sorted(
+            (phase for phase in schedule.phases if current is None or phase.start_date >= current.end_date),
+            key=lambda phase: phase.start_date,
+        )
+    following = upcoming[0] if upcoming else None
+    return GatewaySchedule(
+        id=schedule.id,
+        subscription_id=_id(schedule.subscription) or (schedule.released_subscription or ""),
+        status=schedule.status,
+        next_price_id=_id(following.items[0].price) if following and following.items else "",
+        next_phase_at=_ts(following.start_date) if following else None,
+    )
+
+
+def _phase_discounts(phase: stripe.SubscriptionSchedule.Phase) -> list[SubscriptionScheduleUpdateParamsPhaseDiscount]:
+    """The phase's discounts, given back as they are (phases sent without them inherit the customer's)."""
+    discounts: list[SubscriptionScheduleUpdateParamsPhaseDiscount] = []
+    for discount in phase.discounts:
+        if discount.discount:
+            discounts.append({"discount": _id(discount.discount)})
+        elif discount.coupon:
+            discounts.append({"coupon": _id(discount.coupon)})
+        elif discount.promotion_code:
+            discounts.append({"promotion_code": _id(discount.promotion_code)})
+    return discounts
+
+
+def schedule_phases_params(
+    schedule: stripe.SubscriptionSchedule, price_id: str
+) -> list[SubscriptionScheduleUpdateParamsPhase]:
+    """The phases of a change of price at the current period's end, for a schedule made from the subscription.
+
+    The current phase is sent back unchanged (Stripe refuses another start date for a phase that began);
+    the next one starts where it ends, with the first item on the new price and the others kept, and
+    lasts one billing cycle of that price, after which the schedule lets go (`end_behavior=release`).
+    """
+    current = schedule.phases[-1]
+    items_now: list[SubscriptionScheduleUpdateParamsPhaseItem] = [
+        {"price": _id(item.price), "quantity": item.quantity or 1} for item in current.items
+    ]
+    items_next: list[SubscriptionScheduleUpdateParamsPhaseItem] = [
+        {"price": price_id, "quantity": items_now[0].get("quantity", 1) if items_now else 1},
+        *items_now[1:],
+    ]
+    discounts = _phase_discounts(current)
+    now: SubscriptionScheduleUpdateParamsPhase = {
+        "start_date": current.start_date,
+        "end_date": current.end_date,
+        "items": items_now,
+    }
+    following: SubscriptionScheduleUpdateParamsPhase = {"items": items_next, "proration_behavior": "none"}
+    if discounts:
+        now["discounts"] = discounts
+        following["discounts"] = discounts
+    return [now, following]
 
 
 def map_invoice(invoice: stripe.Invoice) -> GatewayInvoice:
@@ -625,6 +692,47 @@ class StripeGateway:
             "payment_behavior": "error_if_incomplete",
         }
         return self._subscription_update("subscription_price_change", subscription_id, params, idempotency_key)
+
+    # A change of price at the period's end: a schedule made from the subscription, given a second phase ------
+    # Two requests, each with a key of its own derived from the caller's: a retry replays the creation
+    # (Stripe answers with the same schedule) and sends the phases again.
+
+    def subscription_schedule_change(
+        self, *, subscription_id: str, price_id: str, idempotency_key: str
+    ) -> GatewaySchedule:
+        v1 = self.client.v1
+        created = self._call(
+            "subscription_schedule_create",
+            lambda: v1.subscription_schedules.create(
+                params={"from_subscription": subscription_id},
+                options={"idempotency_key": f"{idempotency_key}:create"},
+            ),
+        )
+        phases = schedule_phases_params(created, price_id)
+        updated = self._call(
+            "subscription_schedule_update",
+            lambda: v1.subscription_schedules.update(
+                created.id,
+                params={"end_behavior": "release", "phases": phases},
+                options={"idempotency_key": f"{idempotency_key}:phases"},
+            ),
+        )
+        return map_schedule(updated)
+
+    def subscription_schedule_retrieve(self, *, schedule_id: str) -> GatewaySchedule:
+        v1 = self.client.v1
+        return map_schedule(
+            self._call("subscription_schedule_retrieve", lambda: v1.subscription_schedules.retrieve(schedule_id))
+        )
+
+    def subscription_schedule_release(self, *, schedule_id: str, idempotency_key: str) -> GatewaySchedule:
+        """Let go of the subscription: the phases not yet begun never start, the subscription stays as it is."""
+        v1 = self.client.v1
+        released = self._call(
+            "subscription_schedule_release",
+            lambda: v1.subscription_schedules.release(schedule_id, options={"idempotency_key": idempotency_key}),
+        )
+        return map_schedule(released)
 
     # Development and demo (not in the protocol: checkout creates these in production) ----------
 

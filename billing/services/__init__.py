@@ -47,6 +47,11 @@ from .refunds import (
     purchase_subscription,
     refund_sync,
 )
+from .schedules import (
+    subscription_schedule_let_go,
+    subscription_schedule_record,
+    subscription_schedule_sync,
+)
 from .subscriptions import (
     SELF_CANCEL_OFF,
     SUBSCRIPTION_ALREADY_CANCELLING,
@@ -86,6 +91,9 @@ __all__ = [
     "SUBSCRIPTION_NOT_PAUSABLE",
     "SUBSCRIPTION_NOT_PAUSED",
     "SUBSCRIPTION_STILL_PAUSED",
+    "subscription_schedule_let_go",
+    "subscription_schedule_record",
+    "subscription_schedule_sync",
     "card_remove",
     "card_save_from_setup",
     "card_set_default",

@@ -22,6 +22,7 @@ from ..models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
 from .cards import customer_cards_sync
 from .common import BillingError, _actor_kind, _email, _key
 from .customers import customer_for_stripe_id
+from .schedules import scheduled_change_follow, subscription_schedule_let_go
 
 SELF_CANCEL_OFF = _("Subscriptions cannot be cancelled online. Please contact us.")
 SUBSCRIPTION_NOT_CANCELLABLE = _("This subscription is %(status)s, so it cannot be cancelled.")
@@ -77,6 +78,8 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
         "cancel_at": subscription.cancel_at,
         "paused": subscription.paused,
     }
+    schedule_before = subscription.stripe_schedule_id
+    offer_before = subscription.offer.name if subscription.offer else ""
     subscription.customer = customer
     subscription.offer = _offer_for_price(remote.price_id) or subscription.offer
     subscription.stripe_price_id = remote.price_id
@@ -93,6 +96,10 @@ def subscription_sync(*, remote: GatewaySubscription, by: User | None = None) ->
     subscription.paused_by_customer = subscription.paused_by_customer and remote.paused
     subscription.resumes_at = remote.resumes_at
     subscription.default_payment_method_id = remote.default_payment_method_id
+    subscription.stripe_schedule_id = remote.schedule_id
+    scheduled_change_follow(
+        subscription=subscription, schedule_before=schedule_before, previous_offer_name=offer_before, by=by
+    )
     subscription.synced_at = timezone.now()
     subscription.save()
     after = {k: getattr(subscription, k) for k in before}
@@ -218,6 +225,8 @@ def subscription_cancel(
         if subscription.is_set_to_end:
             date = subscription.ends_at
             raise BillingError(SUBSCRIPTION_ALREADY_CANCELLING, {"date": date.date() if date else "-"})
+        # Leaving wins over a change of plan not yet begun; Stripe refuses an end while a schedule manages it.
+        subscription_schedule_let_go(subscription=subscription, by=by, attempt=attempt)
         remote = gateway.subscription_set_cancel_at_period_end(
             subscription_id=subscription.stripe_subscription_id,
             cancel=True,

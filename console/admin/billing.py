@@ -73,9 +73,10 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         "current_period_end",
         "cancel_at_period_end",
         "pause_display",
+        "scheduled_change_display",
     ]
     list_filter = ["status", "cancel_at_period_end", "paused", "paused_by_customer"]
-    list_select_related = ["customer", "offer"]
+    list_select_related = ["customer", "offer", "scheduled_offer"]
     search_fields = ["stripe_subscription_id", "customer__email"]
     raw_id_fields = ["customer"]
 
@@ -88,6 +89,16 @@ class SubscriptionAdmin(ReadOnlyAdmin):
             return _("Paused %(who)s, until resumed") % {"who": who}
         day = formats.date_format(timezone.localtime(obj.resumes_at), "DATE_FORMAT")
         return _("Paused %(who)s, until %(date)s") % {"who": who, "date": day}
+
+    @admin.display(description=_("scheduled change"), ordering="scheduled_change_at")
+    def scheduled_change_display(self, obj: Subscription) -> str:
+        if not obj.has_scheduled_change:
+            return "—"
+        offer = obj.scheduled_offer.name if obj.scheduled_offer else obj.scheduled_price_id
+        if obj.scheduled_change_at is None:
+            return _("Changes to %(offer)s at the next renewal") % {"offer": offer}
+        day = formats.date_format(timezone.localtime(obj.scheduled_change_at), "DATE_FORMAT")
+        return _("Changes to %(offer)s on %(date)s") % {"offer": offer, "date": day}
 
     def get_urls(self):
         view = partial(staff.subscription_action_view, admin_site=self.admin_site)
@@ -106,7 +117,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = [field.name for field in self.model._meta.fields if field.name not in ("amount", "currency")]
-        return ["amount_display", *fields]
+        return ["amount_display", "scheduled_change_display", *fields]
 
     def get_fields(self, request, obj=None):
         return self.get_readonly_fields(request, obj)

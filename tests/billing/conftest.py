@@ -18,6 +18,7 @@ from tests.webhooks import post_and_apply
 standin_server = contract_fixtures.standin_server
 standin = contract_fixtures.standin
 standin_gateway = contract_fixtures.standin_gateway
+deliver = contract_fixtures.deliver
 
 SHAPES = Path(__file__).resolve().parents[1] / "contract" / "shapes"
 

@@ -22,6 +22,7 @@ from billing.gateways.stripe import (
     map_event,
     map_invoice,
     map_refund,
+    map_schedule,
     map_setup_intent,
     map_subscription,
 )
@@ -65,6 +66,49 @@ def test_an_active_subscription_takes_its_period_from_its_items_and_sums_them():
     assert subscription.paused is False
     # The SDK reads decimal strings as Decimal: the mapper must not depend on them.
     assert isinstance(sdk(stripe.Subscription, data).items.data[0].price.unit_amount_decimal, Decimal)
+
+
+def test_a_schedule_made_from_a_subscription_has_no_next_phase_until_one_is_added():
+    data = shape("subscription_schedule_from_subscription")
+
+    made = map_schedule(sdk(stripe.SubscriptionSchedule, data))
+    current = data["phases"][0]
+    following = {**copy.deepcopy(current), "start_date": current["end_date"], "end_date": current["end_date"] + 86400}
+    following["items"] = [{**current["items"][0], "price": "price_lite", "plan": "price_lite"}]
+    two_phases = map_schedule(sdk(stripe.SubscriptionSchedule, {**data, "phases": [current, following]}))
+    released = map_schedule(
+        sdk(
+            stripe.SubscriptionSchedule,
+            {
+                **data,
+                "phases": [current, following],
+                "status": "released",
+                "subscription": None,
+                "released_subscription": data["subscription"],
+                "current_phase": None,
+            },
+        )
+    )
+
+    assert (made.id, made.subscription_id, made.status, made.next_price_id) == (
+        data["id"],
+        data["subscription"],
+        "active",
+        "",
+    )
+    assert (two_phases.next_price_id, two_phases.next_phase_at) == ("price_lite", at(current["end_date"]))
+    assert (released.subscription_id, released.next_price_id, released.manages_subscription) == (
+        data["subscription"],
+        "",
+        False,
+    )
+
+
+def test_a_subscription_names_the_schedule_that_manages_it():
+    data = {**shape("subscription_active"), "schedule": "sub_sched_1"}
+
+    assert map_subscription(sdk(stripe.Subscription, data)).schedule_id == "sub_sched_1"
+    assert map_subscription(sdk(stripe.Subscription, shape("subscription_active"))).schedule_id == ""
 
 
 def test_a_subscription_set_to_end_on_a_date_of_its_own_reads_cancel_at():

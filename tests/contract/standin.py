@@ -11,7 +11,12 @@ the files in `shapes/`) and keeps Stripe's rules where the portal depends on the
   a 409 (Stripe ignores keys on GET and DELETE, so does this);
 - includable fields (an invoice's `payments`, a charge's `refunds`, a customer's `tax_ids`) are
   returned only when expanded, and expandable ids become objects only when expanded;
-- a subscription resumes only from `status=paused`.
+- a subscription resumes only from `status=paused`;
+- a subscription schedule is made from a subscription (`from_subscription`, one phase: the current
+  period), its phases are replaced whole on update (the current phase's start may not move, phases
+  follow one another, the last one lasts one cycle of its price unless it says otherwise), and it is
+  released or cancelled with the subscription; while one manages a subscription, the subscription's
+  cancellation settings are refused and no second schedule is made from it.
 
 Tests drive it through Python helpers (confirm a SetupIntent as Stripe.js would, settle a pending
 refund, make a paid subscription, inject 500s, 429s, card declines and bounded hangs, build signed
@@ -309,6 +314,10 @@ ROUTES = [
     sdk_route(stripe.SubscriptionService, "cancel", "subscription_cancel"),
     sdk_route(stripe.SubscriptionService, "resume", "subscription_resume"),
     sdk_route(stripe.SubscriptionService, "pause", "subscription_pause"),
+    sdk_route(stripe.SubscriptionScheduleService, "create", "subscription_schedule_create"),
+    sdk_route(stripe.SubscriptionScheduleService, "retrieve", "subscription_schedule_retrieve"),
+    sdk_route(stripe.SubscriptionScheduleService, "update", "subscription_schedule_update"),
+    sdk_route(stripe.SubscriptionScheduleService, "release", "subscription_schedule_release"),
     sdk_route(stripe.InvoiceService, "retrieve", "invoice_retrieve"),
     sdk_route(stripe.InvoiceService, "create_preview", "invoice_create_preview"),
     sdk_route(stripe.InvoiceService, "list", "invoice_list"),
@@ -1547,6 +1556,12 @@ class StripeStandin:
             "description proration_behavior payment_behavior cancellation_details items proration_date discounts",
         )
         subscription = self._get(subscription_exposed_id, "subscription")
+        if subscription.get("schedule") and {"cancel_at", "cancel_at_period_end"} & set(params):
+            raise StripeApiError(
+                400,
+                f"The subscription is managed by the subscription schedule `{subscription['schedule']}`, and updating "
+                "any cancelation behavior directly is not allowed. Please update the schedule instead.",
+            )
         discounts = self._discounts_param(subscription, params["discounts"]) if "discounts" in params else None
         if subscription["status"] == "canceled" and set(params) - {"metadata", "cancellation_details", "expand"}:
             raise StripeApiError(400, "A canceled subscription can only update its cancellation_details and metadata.")
@@ -1652,6 +1667,8 @@ class StripeStandin:
             now = self._now()
             subscription.update(status="canceled", canceled_at=now, ended_at=now, cancel_at_period_end=False)
             subscription["cancellation_details"]["reason"] = "cancellation_requested"
+            if subscription.get("schedule"):  # the schedule ends with its subscription
+                self.objects[subscription["schedule"]].update(status="canceled", canceled_at=now, current_phase=None)
         return subscription
 
     def _subscription_resume(self, params: dict, subscription: str) -> dict:
@@ -1691,6 +1708,205 @@ class StripeStandin:
             },
         )
         return obj
+
+    # Subscription schedules -----------------------------------------------------------------
+
+    def _subscription_schedule_create(self, params: dict) -> dict:
+        self._only(params, "from_subscription metadata")
+        if not params.get("from_subscription"):
+            raise StripeApiError(
+                400, "The stand-in models schedules made from a subscription only.", code="standin_unmodelled"
+            )
+        subscription = self._get(params["from_subscription"], "subscription", param="from_subscription")
+        if subscription.get("schedule"):
+            raise StripeApiError(
+                400,
+                "You cannot migrate a subscription that is already attached to a schedule: "
+                f"`{subscription['schedule']}`.",
+                param="from_subscription",
+            )
+        if subscription["status"] in ("canceled", "incomplete_expired"):
+            raise StripeApiError(
+                400,
+                f"You cannot migrate a subscription in status `{subscription['status']}`.",
+                param="from_subscription",
+            )
+        schedule = shape("subscription_schedule_from_subscription")
+        schedule_id = self._new_id("sub_sched")
+        items = subscription["items"]["data"]
+        start, end = min(i["current_period_start"] for i in items), min(i["current_period_end"] for i in items)
+        phase = schedule["phases"][0]
+        phase.update(
+            start_date=start,
+            end_date=end,
+            currency=subscription["currency"],
+            default_payment_method=subscription["default_payment_method"],
+            discounts=[{"coupon": None, "discount": d, "promotion_code": None} for d in subscription["discounts"]],
+            items=[self._schedule_item(item["price"], item["quantity"]) for item in items],
+        )
+        schedule.update(
+            id=schedule_id,
+            created=self._now(),
+            customer=subscription["customer"],
+            subscription=subscription["id"],
+            current_phase={"start_date": start, "end_date": end},
+            metadata=_metadata({}, params.get("metadata") or {}),
+        )
+        self.objects[schedule_id] = schedule
+        subscription["schedule"] = schedule_id
+        return schedule
+
+    def _schedule_item(self, price: dict, quantity: int) -> dict:
+        return {
+            "billing_thresholds": None,
+            "discounts": [],
+            "metadata": {},
+            "plan": price["id"],
+            "price": price["id"],
+            "quantity": quantity,
+            "tax_rates": [],
+        }
+
+    def _subscription_schedule_retrieve(self, params: dict, schedule: str) -> dict:
+        self._only(params, "")
+        return self._get(schedule, "subscription_schedule")
+
+    def _subscription_schedule_managing(self, schedule_id: str, verb: str) -> dict:
+        schedule = self._get(schedule_id, "subscription_schedule")
+        if schedule["status"] not in ("not_started", "active"):
+            raise StripeApiError(
+                400,
+                f"You cannot {verb} a subscription schedule that is currently in the `{schedule['status']}` status.",
+            )
+        return schedule
+
+    def _subscription_schedule_update(self, params: dict, schedule: str) -> dict:
+        self._only(params, "phases end_behavior metadata proration_behavior")
+        obj = self._subscription_schedule_managing(schedule, "update")
+        if "phases" in params:
+            obj["phases"] = self._schedule_phases(obj, params["phases"])
+        if "end_behavior" in params:
+            obj["end_behavior"] = params["end_behavior"]
+        if "metadata" in params:
+            obj["metadata"] = _metadata(obj["metadata"], params["metadata"])
+        return obj
+
+    def _schedule_phases(self, schedule: dict, phases: list) -> list[dict]:
+        """The new phases, checked whole before any is kept: Stripe replaces the list, past phases may be left out."""
+        current = schedule["current_phase"]
+        built: list[dict] = []
+        previous_end = None
+        for index, phase in enumerate(phases):
+            prefix = f"phases[{index}]"
+            self._only(phase, "start_date end_date duration items discounts proration_behavior metadata", prefix=prefix)
+            if not phase.get("items"):
+                raise _required(f"{prefix}[items]")
+            start = phase.get("start_date")
+            if index == 0:
+                if start is None:
+                    raise _required(f"{prefix}[start_date]")
+                start = self._now() if start == "now" else int(start)
+                if current and start != current["start_date"]:
+                    raise StripeApiError(
+                        400,
+                        "You can not modify the start date of the current phase.",
+                        param=f"{prefix}[start_date]",
+                    )
+            elif start is not None and int(start) != previous_end:
+                raise StripeApiError(
+                    400,
+                    f"The start_date of a phase must equal the end_date of the phase before it ({previous_end}).",
+                    param=f"{prefix}[start_date]",
+                )
+            else:
+                start = previous_end
+            items = []
+            for position, item in enumerate(phase["items"]):
+                self._only(item, "price plan quantity metadata", prefix=f"{prefix}[items][{position}]")
+                price_id = item.get("price") or item.get("plan")
+                if not price_id:
+                    raise _required(f"{prefix}[items][{position}][price]")
+                price = self._price_of(price_id, f"{prefix}[items][{position}][price]")
+                items.append((price, int(item.get("quantity") or 1)))
+            currencies = {price["currency"] for price, _ in items}
+            if len(currencies) != 1 or (built and currencies != {built[0]["currency"]}):
+                raise StripeApiError(400, "All prices in a schedule must share one currency.", param=f"{prefix}[items]")
+            if phase.get("end_date") is not None and phase.get("duration") is not None:
+                raise StripeApiError(
+                    400, "You may only specify one of end_date and duration.", param=f"{prefix}[end_date]"
+                )
+            if phase.get("end_date") is not None:
+                end = int(phase["end_date"])
+            elif phase.get("duration") is not None:
+                end = _period_end(start, phase["duration"])
+            elif index == len(phases) - 1:
+                end = _period_end(start, items[0][0]["recurring"])  # the last phase lasts one cycle of its price
+            else:
+                raise _required(f"{prefix}[end_date]")
+            if end <= start:
+                raise StripeApiError(400, "A phase must end after it starts.", param=f"{prefix}[end_date]")
+            row = shape("subscription_schedule_from_subscription")["phases"][0]
+            row.update(
+                start_date=start,
+                end_date=end,
+                currency=currencies.pop(),
+                items=[self._schedule_item(price, quantity) for price, quantity in items],
+                discounts=[
+                    {"coupon": d.get("coupon"), "discount": d.get("discount"), "promotion_code": None}
+                    for d in phase.get("discounts") or []
+                ],
+                proration_behavior=phase.get("proration_behavior") or "create_prorations",
+                metadata=_metadata({}, phase.get("metadata") or {}),
+                default_payment_method=schedule["phases"][0]["default_payment_method"],
+            )
+            built.append(row)
+            previous_end = end
+        return built
+
+    def _subscription_schedule_release(self, params: dict, schedule: str) -> dict:
+        self._only(params, "preserve_cancel_date")
+        obj = self._subscription_schedule_managing(schedule, "release")
+        subscription = self.objects.get(obj["subscription"])
+        if subscription is not None:
+            subscription["schedule"] = None
+        obj.update(
+            status="released",
+            released_at=self._now(),
+            released_subscription=obj["subscription"],
+            subscription=None,
+            current_phase=None,
+        )
+        return obj
+
+    def schedule_phase_start(self, schedule_id: str) -> dict:
+        """The current phase ends and the next begins, as Stripe's billing cycle makes it: the subscription's items
+        move to the phase's prices without proration and its renewal is invoiced and collected. With no phase left,
+        the schedule ends by its `end_behavior` (release here). Returns the subscription."""
+        with self._lock:
+            schedule = self._subscription_schedule_managing(schedule_id, "advance")
+            subscription = self._get(schedule["subscription"], "subscription")
+            following = [p for p in schedule["phases"] if p["start_date"] >= schedule["current_phase"]["end_date"]]
+            if not following:
+                schedule.update(status="released", released_at=self._now(), released_subscription=subscription["id"])
+                schedule.update(subscription=None, current_phase=None)
+                subscription["schedule"] = None
+                return subscription
+            phase = following[0]
+            rows = subscription["items"]["data"]
+            for row, item in zip(rows, phase["items"], strict=False):
+                price = self._price_of(item["price"], "price")
+                row.update(
+                    price=copy.deepcopy(price),
+                    plan=self._plan_of(price),
+                    quantity=item["quantity"],
+                    current_period_start=phase["start_date"],
+                    current_period_end=_period_end(phase["start_date"], price["recurring"]),
+                )
+            schedule["current_phase"] = {"start_date": phase["start_date"], "end_date": phase["end_date"]}
+            invoice = self._invoice_for(subscription, billing_reason="subscription_cycle")
+            self._invoice_collect(invoice)
+            subscription["latest_invoice"] = invoice["id"]
+            return subscription
 
     # Invoices, payments, charges ------------------------------------------------------------
 

@@ -18,6 +18,7 @@ RESOURCES = {
         stripe.SetupIntent,
         stripe.Subscription,
         stripe.SubscriptionItem,
+        stripe.SubscriptionSchedule,
         stripe.Price,
         stripe.Plan,
         stripe.Product,

@@ -1,5 +1,6 @@
 """A customer pauses their own subscription for two billing periods, then resumes it early; another
-switches from monthly to yearly after seeing the preview.
+switches from monthly to yearly after seeing the preview; a third schedules a cheaper plan for the end of
+the period, sees it on the billing page, and cancels it.
 
 Against localstripe, as the billing journey: the real SDK on the server, the page in Chromium.
 """
@@ -132,3 +133,61 @@ def test_a_customer_switches_from_monthly_to_yearly_after_seeing_what_it_costs_n
     mirrored = Subscription.objects.get(pk=subscription.pk)
     assert (mirrored.offer.name, mirrored.amount, mirrored.interval) == ("Membership yearly", 15000, "year")
     assert OutboundEmail.objects.filter(customer=account.customer, kind="plan_changed").count() == 1
+
+
+def test_a_customer_schedules_a_downgrade_for_the_period_end_sees_it_then_cancels_it(billing_page, account):
+    page = billing_page
+    subscription = account.subscription
+    site_settings_update(data={"plan_changes_enabled": True})
+    lite_price = account.gateway.client.v1.plans.create(
+        params={
+            "id": f"membership-lite-{uuid.uuid4().hex[:12]}",
+            "amount": 500,
+            "currency": "gbp",
+            "interval": "month",
+            "product": {"name": "Membership lite"},
+        }
+    )
+    Offer.objects.filter(pk=subscription.offer_id).update(switch_group="membership")
+    OfferFactory(
+        name="Membership lite",
+        kind="subscription",
+        interval="month",
+        price_amount=500,
+        stripe_price_id=lite_price.id,
+        switch_group="membership",
+    )
+    changes_on = date_text(Subscription.objects.get(pk=subscription.pk).current_period_end)
+    page.goto("/billing/")
+
+    subscription_row(page, subscription).get_by_role("link", name="Change plan").click()
+    page.locator("[data-plan-switches]").get_by_role("link", name="Membership lite").click()
+
+    expect(page.locator("[data-plan-preview]")).to_contain_text("Charged now")
+    page.get_by_label(
+        f"At the end of the period: nothing is charged now; from {changes_on} you pay £5.00 / month"
+    ).check()
+    page.get_by_role("button", name="Confirm change").click()
+
+    expect(page).to_have_url(BILLING_URL)
+    expect(page.locator(".message--success")).to_have_text(
+        f"Your plan changes to Membership lite on {changes_on}. Nothing is charged now."
+    )
+    row = subscription_row(page, subscription)
+    expect(row.locator("[data-scheduled-change]")).to_have_text(f"Changes to Membership lite on {changes_on}")
+    remote = account.gateway.subscription_retrieve(subscription_id=subscription.stripe_subscription_id)
+    assert remote.price_id != lite_price.id and remote.schedule_id
+    schedule = account.gateway.subscription_schedule_retrieve(schedule_id=remote.schedule_id)
+    assert (schedule.status, schedule.next_price_id) == ("active", lite_price.id)
+    assert OutboundEmail.objects.filter(customer=account.customer, kind="plan_change_scheduled").count() == 1
+
+    row.get_by_role("button", name="Cancel the change").click()
+
+    expect(page).to_have_url(BILLING_URL)
+    expect(page.locator(".message--success")).to_have_text(
+        "The change of plan is cancelled. Your subscription renews as it is."
+    )
+    expect(subscription_row(page, subscription).locator("[data-scheduled-change]")).to_have_count(0)
+    assert account.gateway.subscription_schedule_retrieve(schedule_id=schedule.id).status == "released"
+    assert account.gateway.subscription_retrieve(subscription_id=subscription.stripe_subscription_id).schedule_id == ""
+    assert not Subscription.objects.get(pk=subscription.pk).has_scheduled_change

@@ -75,6 +75,17 @@ ALWAYS_KINDS = {
             "http://127.0.0.1:8000/billing/",
         ],
     ),
+    EmailKind.PLAN_CHANGE_SCHEDULED: (
+        {
+            "offer_name": "Membership lite",
+            "previous_offer_name": "Membership",
+            "amount": 900,
+            "currency": "gbp",
+            "interval": "month",
+            "changes_at": "2027-05-10T09:00:00+00:00",
+        },
+        ["Membership lite", "from Membership", "£9.00 a month", "May 10, 2027", "Nothing is charged now"],
+    ),
 }
 
 
@@ -147,6 +158,7 @@ def test_subjects_name_the_event(tokyo_customer):
         EmailKind.WELCOME: "Welcome to Clay & Code Studio",
         EmailKind.HUB_LINK: "Your sign-in link for Clay & Code Studio",
         EmailKind.PLAN_CHANGED: "Your plan is now Membership yearly",
+        EmailKind.PLAN_CHANGE_SCHEDULED: "Your plan changes to Membership lite on May 10, 2027",
     }
 
 

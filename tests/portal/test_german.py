@@ -41,6 +41,7 @@ EMAIL_CONTEXT = {
     "previous_offer_name": "Mitgliedschaft (monatlich)",
     "interval": "year",
     "next_renewal": "2032-03-01T23:30:00+00:00",
+    "changes_at": "2032-03-01T23:30:00+00:00",
     "offer_text": "Drei Monate zum halben Preis.",
     "subscription_id": 1,
     "interval_count": 1,

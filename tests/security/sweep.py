@@ -119,6 +119,7 @@ def own_path(route, me, *, valid_tokens: bool = False) -> str:
         "billing:subscription_pause": me.subscription.pk,
         "billing:subscription_resume": me.subscription.pk,
         "billing:subscription_plan": me.subscription.pk,
+        "billing:subscription_scheduled_change_cancel": me.subscription.pk,
         "billing:subscription_pay": me.subscription.pk,
     }
     values = {}

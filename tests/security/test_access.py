@@ -56,6 +56,7 @@ OBJECT_ROUTES = {
     "billing:subscription_pause": "subscription",
     "billing:subscription_resume": "subscription",
     "billing:subscription_plan": "subscription",
+    "billing:subscription_scheduled_change_cancel": "subscription",
     "billing:subscription_pay": "subscription",
     "purchases:receipt": "receipt",
     "purchases:receipt_pdf": "receipt",
