@@ -151,7 +151,7 @@ class CustomerPushAdmin(ReadOnlyAdmin):
     list_filter = [RetryFilter]
     list_select_related = ["customer"]
     search_fields = ["customer__email", "customer__stripe_customer_id"]
-    raw_id_fields = ["customer"]
+    readonly_fields = ["customer", "key", "since", "attempts", "next_attempt_at", "error"]
     actions = ["push_now"]
 
     def has_change_permission(self, request, obj=None):

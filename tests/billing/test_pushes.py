@@ -194,10 +194,13 @@ def test_a_push_that_gave_up_is_shown_in_admin_and_sent_by_push_now(
     gave_up = admin_client.get("/admin/billing/customerpush/", {"retries": "gave_up"}).content.decode()
     assert "Ada Lovelace" in gave_up and "Grace Hopper" not in gave_up
     assert "TemporarilyUnavailable: timeout" in gave_up
+    push = CustomerPush.objects.get(customer=stripe_customer)
+    page = admin_client.get(f"/admin/billing/customerpush/{push.pk}/change/").content.decode()
+    assert "TemporarilyUnavailable: timeout" in page and 'name="error"' not in page  # shown, never edited
 
     response = admin_client.post(
         "/admin/billing/customerpush/",
-        {"action": "push_now", "_selected_action": [CustomerPush.objects.get(customer=stripe_customer).pk]},
+        {"action": "push_now", "_selected_action": [push.pk]},
         follow=True,
     )
     assert "1 push sent." in response.content.decode()
