@@ -197,6 +197,9 @@ class WebhookEvent(models.Model):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     received_at = models.DateTimeField(_("received"), default=timezone.now)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    # When the sweep applies it next, if it is still received or failed; empty once applied, and for a
+    # failed event the retries gave up on (billing.webhooks.webhook_retry_at).
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, default=timezone.now)
 
     class Meta:
         verbose_name = _("webhook event")
@@ -205,6 +208,35 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.stripe_event_id}"
+
+
+class CustomerPush(models.Model):
+    """A contact change the processor's customer record has not confirmed yet: the durable intent to push.
+
+    Written in the transaction that changes the contact (billing.receivers) and deleted by the push that
+    sent the details as they are now (billing.pushes), so a push lost with its task, its worker or its
+    queue is found by the sweep and sent again, whatever happened to the job.
+    """
+
+    customer = models.OneToOneField(
+        "accounts.Customer", on_delete=models.CASCADE, related_name="processor_push", verbose_name=_("customer")
+    )
+    # A new one per change: it makes the idempotency key of the push, and a push clears only the change it sent.
+    key = models.CharField(_("change"), max_length=64)
+    since = models.DateTimeField(_("waiting since"), default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
+    # When the sweep queues it again unless a push clears it first; empty once the retries gave up.
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, default=timezone.now)
+    error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        verbose_name = _("pending Stripe push")
+        verbose_name_plural = _("pending Stripe pushes")
+        ordering = ["since", "pk"]
+        indexes = [models.Index(fields=["next_attempt_at"], name="billing_push_next_attempt")]
+
+    def __str__(self):
+        return f"{self.customer_id}: {self.key}"
 
 
 class CancellationReason(models.TextChoices):

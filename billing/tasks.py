@@ -1,46 +1,40 @@
 """Background work for billing: pushing contact changes to the payment processor, applying Stripe events."""
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.tasks import task
-from django.utils import timezone
 
 from .gateways.base import PaymentError, payment_deadline
 
 logger = logging.getLogger(__name__)
 
-# Waits between attempts: 1, 2, 4 … minutes, at most 6 hours; a push is retried until it lands.
-RETRY_BASE_SECONDS = 60
-RETRY_MAX_SECONDS = 6 * 60 * 60
-
-
-def retry_delay(attempt: int) -> timedelta:
-    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS))
-
 
 @task
-def customer_push(customer_id: int, idempotency_key: str, attempt: int = 1) -> bool:
-    """Push one customer's current contact details to the processor; on failure, queue the next attempt."""
-    from .services import stripe_customer_push
+def customer_push(customer_id: int, idempotency_key: str = "", attempt: int = 1) -> bool:
+    """Push the customer's contact change that waits (billing.services.pushes); on a refusal or timeout,
+    queue the next attempt later. Any other error raises: the change stays recorded and the sweep queues
+    it again. (`idempotency_key` and `attempt` come only from tasks queued before pushes were recorded.)"""
+    from .services.pushes import customer_push_adopt, customer_push_failed, customer_push_send
 
+    if idempotency_key:
+        customer_push_adopt(customer_id=customer_id)
     try:
         with payment_deadline(settings.STRIPE_REQUEST_DEADLINE_SECONDS):
-            return stripe_customer_push(customer_id=customer_id, idempotency_key=idempotency_key)
+            return customer_push_send(customer_id=customer_id)
     except PaymentError as error:
-        delay = retry_delay(attempt)
+        next_at = customer_push_failed(customer_id=customer_id, error=error)
         logger.warning(
-            "customer %s: push to processor failed (%s, attempt %s); retrying in %s",
+            "customer %s: push to processor failed (%s); next attempt %s",
             customer_id,
             type(error).__name__,
-            attempt,
-            delay,
+            next_at.isoformat() if next_at else "none",
         )
-        next_attempt = customer_push
-        if next_attempt.get_backend().supports_defer:
-            next_attempt = next_attempt.using(run_after=timezone.now() + delay)
-        next_attempt.enqueue(customer_id, idempotency_key, attempt + 1)
+        if next_at is not None:
+            next_attempt = customer_push
+            if next_attempt.get_backend().supports_defer:
+                next_attempt = next_attempt.using(run_after=next_at)
+            next_attempt.enqueue(customer_id)
         return False
 
 

@@ -12,17 +12,17 @@ after another and the last to write has read last: deliveries late or out of ord
 processor's current state. An event whose object a newer event of the same kind has already been
 applied for is marked processed without a read (the newer read came after this event's change).
 A handler runs inside one transaction with the event row locked; if it fails, its writes roll
-back, the error is kept on the row, and the sweep (`webhook_events_retry`), "Retry" in admin or a
+back, the error is kept on the row with the time of its next attempt, and the sweep
+(`webhook_events_retry`, with backoff for 3 days: `webhook_retry_at`), "Retry" in admin or a
 redelivery by Stripe applies it again.
 """
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Customer
@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 # First key of the two-key advisory locks taken per processor object ("STRW"), so they never meet
 # another feature's advisory locks.
 OBJECT_LOCK_NAMESPACE = 0x53545257
+
+# Retries of a failed event (webhook_retry_at): Stripe retries a delivery for up to 3 days.
+WEBHOOK_RETRY_FIRST = timedelta(minutes=10)
+WEBHOOK_RETRY_MAX_WAIT = timedelta(hours=12)
+WEBHOOK_RETRY_FOR = timedelta(days=3)
 
 
 def _object_lock(object_id: str) -> None:
@@ -171,6 +176,7 @@ def webhook_receive(*, payload: bytes, signature: str) -> WebhookEvent:
                 object_id=event.object_id,
                 payload=event.payload,
                 status=status,
+                next_attempt_at=timezone.now() if status == WebhookStatus.RECEIVED else None,
             )
     except IntegrityError:
         row = WebhookEvent.objects.get(stripe_event_id=event.id)
@@ -240,27 +246,48 @@ def webhook_event_apply(*, event: WebhookEvent) -> WebhookEvent:
                 locked.error = ""
             locked.attempts += 1
             locked.processed_at = timezone.now()
-            locked.save(update_fields=["status", "error", "attempts", "processed_at"])
+            locked.next_attempt_at = None
+            locked.save(update_fields=["status", "error", "attempts", "processed_at", "next_attempt_at"])
             return locked
     except Exception as error:  # recorded on the row; the sweep or admin applies it again
         logger.exception("webhook %s (%s) failed", event.stripe_event_id, event.type)
-        WebhookEvent.objects.filter(pk=event.pk).update(
-            status=WebhookStatus.FAILED,
-            error=f"{type(error).__name__}: {error}"[:2000],
-            attempts=F("attempts") + 1,
-        )
-        event.refresh_from_db()
-        return event
+        with transaction.atomic():
+            failed = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+            failed.status = WebhookStatus.FAILED
+            failed.error = f"{type(error).__name__}: {error}"[:2000]
+            failed.attempts += 1
+            failed.next_attempt_at = webhook_retry_at(event=failed, now=timezone.now())
+            failed.save(update_fields=["status", "error", "attempts", "next_attempt_at"])
+        return failed
 
 
-def webhook_events_retry(*, older_than: timedelta, max_attempts: int = 5) -> int:
-    """Apply again the events left received or failed for longer than `older_than` (a task lost with
-    its worker or never queued, a Stripe outage during the re-read); each is applied at most once more
-    here, with the same per-object order and deadline as the task."""
+def webhook_retry_at(*, event: WebhookEvent, now: datetime) -> datetime | None:
+    """When the sweep applies a failed event again: 10 minutes after its first failure, doubling up to 12
+    hours between attempts, for 3 days after it was received, as Stripe retries a delivery; then None,
+    logged at ERROR (Sentry), and the event waits in admin ("gave up") for its "Retry"."""
+    at = now + min(WEBHOOK_RETRY_FIRST * 2 ** (max(event.attempts, 1) - 1), WEBHOOK_RETRY_MAX_WAIT)
+    if at <= event.received_at + WEBHOOK_RETRY_FOR:
+        return at
+    logger.error(
+        "webhook %s (%s): retries gave up after %s attempts since %s (%s); apply it with Retry in admin",
+        event.stripe_event_id,
+        event.type,
+        event.attempts,
+        event.received_at.isoformat(),
+        event.error,
+    )
+    return None
+
+
+def webhook_events_retry(*, older_than: timedelta) -> int:
+    """Apply again the events left received for longer than `older_than` (a task lost with its worker or
+    never queued) and the failed ones whose next attempt is due (a Stripe outage during the re-read);
+    each once here, with the same per-object order and deadline as the task."""
+    now = timezone.now()
     stale = WebhookEvent.objects.filter(
         status__in=[WebhookStatus.RECEIVED, WebhookStatus.FAILED],
-        received_at__lt=timezone.now() - older_than,
-        attempts__lt=max_attempts,
+        received_at__lt=now - older_than,
+        next_attempt_at__lte=now,
     ).order_by("received_at", "pk")
     applied = 0
     for event in stale:

@@ -42,7 +42,8 @@ def abandoned_jobs_requeue() -> int:
     A worker renews its running job's entry in RQ's started registry every 30 s, and the entry lapses
     90 s after the last renewal. RQ's own cleanup moves lapsed jobs to the failed registry as abandoned
     (workers run it only every 10 minutes, so it is run here); they are queued again from there. Jobs
-    that failed by raising stay failed: their errors are for a person to read (emails have the outbox).
+    that failed by raising stay failed, their errors for a person to read: the work itself is recorded in
+    rows the sweep starts again (the email outbox, pending contact pushes, webhook events).
     """
     if not settings.TASKS_ON_RQ:
         return 0

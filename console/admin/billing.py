@@ -1,6 +1,7 @@
 from functools import partial
 
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import path
 from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
@@ -9,11 +10,13 @@ from django.utils.translation import ngettext
 from billing.models import (
     CancellationFeedback,
     Card,
+    CustomerPush,
     RetentionOfferRedemption,
     Subscription,
     WebhookEvent,
     WebhookStatus,
 )
+from billing.services.pushes import customer_push_now
 from billing.webhooks import webhook_event_apply
 from console import staff
 from purchases.money import format_money
@@ -127,10 +130,76 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
 
+class RetryFilter(admin.SimpleListFilter):
+    """Rows the sweep still retries, and rows whose retries gave up (they wait for a person)."""
+
+    title = _("retries")
+    parameter_name = "retries"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", _("waiting for a retry")), ("gave_up", _("gave up"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "waiting":
+            return queryset.filter(self.waiting_filter, next_attempt_at__isnull=False)
+        if self.value() == "gave_up":
+            return queryset.filter(self.waiting_filter, next_attempt_at__isnull=True)
+        return queryset
+
+    waiting_filter = models.Q()
+
+
+class WebhookRetryFilter(RetryFilter):
+    waiting_filter = models.Q(status__in=[WebhookStatus.FAILED, WebhookStatus.RECEIVED])
+
+
+@admin.register(CustomerPush)
+class CustomerPushAdmin(ReadOnlyAdmin):
+    """Contact changes the processor has not confirmed yet (billing.services.pushes); the sweep retries
+    them, and "Push now" sends those whose retries gave up."""
+
+    list_display = ["customer", "since", "attempts", "next_attempt_at", "error"]
+    list_filter = [RetryFilter]
+    list_select_related = ["customer"]
+    search_fields = ["customer__email", "customer__stripe_customer_id"]
+    readonly_fields = ["customer", "key", "since", "attempts", "next_attempt_at", "error"]
+    actions = ["push_now"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("billing.change_customerpush")
+
+    @admin.action(description=_("Push the selected contact details to Stripe now"), permissions=["change"])
+    def push_now(self, request, queryset):
+        pushed = failed = 0
+        for push in queryset:
+            if customer_push_now(customer_id=push.customer_id):
+                pushed += 1
+            else:
+                failed += 1
+        if pushed:
+            self.message_user(request, ngettext("%d push sent.", "%d pushes sent.", pushed) % pushed)
+        if failed:
+            self.message_user(
+                request,
+                ngettext("%d push failed again; see its error.", "%d pushes failed again; see their errors.", failed)
+                % failed,
+                messages.ERROR,
+            )
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ["stripe_event_id", "type", "object_id", "status", "attempts", "received_at", "processed_at"]
-    list_filter = ["status", "type"]
+    list_display = [
+        "stripe_event_id",
+        "type",
+        "object_id",
+        "status",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "next_attempt_at",
+    ]
+    list_filter = ["status", WebhookRetryFilter, "type"]
     search_fields = ["stripe_event_id", "object_id"]
     readonly_fields = [
         "stripe_event_id",
@@ -141,6 +210,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "attempts",
         "received_at",
         "processed_at",
+        "next_attempt_at",
         "payload",
     ]
     actions = ["retry"]

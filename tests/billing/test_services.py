@@ -9,8 +9,7 @@ from accounts.models import Customer, User
 from accounts.services import customer_update_contact
 from billing import services
 from billing.gateways.base import CardDeclined, CustomerDetails, TemporarilyUnavailable
-from billing.models import Card, Subscription, SubscriptionStatus
-from billing.tasks import customer_push, retry_delay
+from billing.models import Card, CustomerPush, Subscription, SubscriptionStatus
 from portal.models import AuditEntry, OutboundEmail, SiteSettings
 from purchases.models import AccessGrant, Purchase, Receipt
 from tests.billing.conftest import calls
@@ -34,52 +33,13 @@ def test_the_processor_customer_is_created_once_when_first_needed(customer, gate
     assert created[0]["idempotency_key"].startswith(f"portal:customer-create:{customer.pk}:")
 
 
-def test_a_contact_edit_queues_a_push_after_commit_and_the_task_pushes_current_details(
-    stripe_customer, gateway, django_capture_on_commit_callbacks
+def test_an_edit_of_fields_the_processor_does_not_hold_records_and_queues_no_push(
+    stripe_customer, gateway, django_capture_on_commit_callbacks, run_tasks
 ):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        customer_update_contact(customer=stripe_customer, data={"full_name": "Ada Lovelace"}, by=stripe_customer.user)
-    assert len(callbacks) == 1  # nothing reaches the processor before the save commits
-    assert calls(gateway, "customer_update") == []
-
-    assert customer_push.call(stripe_customer.pk, "portal:customer-push:test") is True
-    pushed = calls(gateway, "customer_update")[-1]
-    assert pushed["details"].name == "Ada Lovelace"
-    first_key = pushed["idempotency_key"]
-    assert first_key.startswith("portal:customer-push:test:")
-    # The same details again (a retry) reuse the key; changed details get another one, never a clash.
-    customer_push.call(stripe_customer.pk, "portal:customer-push:test")
-    assert calls(gateway, "customer_update")[-1]["idempotency_key"] == first_key
-    customer_update_contact(customer=stripe_customer, data={"full_name": "Ada King"}, by=stripe_customer.user)
-    customer_push.call(stripe_customer.pk, "portal:customer-push:test")
-    assert calls(gateway, "customer_update")[-1]["idempotency_key"] != first_key
-    assert gateway.customers[stripe_customer.stripe_customer_id].name == "Ada King"
-
-
-def test_an_edit_of_fields_the_processor_does_not_hold_queues_nothing(
-    stripe_customer, gateway, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         customer_update_contact(customer=stripe_customer, data={"phone": "+44 20 7946 0000"}, by=None)
-    assert [c for c in callbacks if "customer_push" in repr(c)] == []
-
-
-def test_a_failed_push_queues_its_next_attempt_later_with_the_same_key(stripe_customer, gateway):
-    from django_tasks_db.models import DBTaskResult
-
-    Customer.objects.filter(pk=stripe_customer.pk).update(full_name="timeout")  # the fake times out on it
-    before = timezone.now()
-    assert customer_push.call(stripe_customer.pk, "portal:customer-push:k1", 3) is False
-    retry = DBTaskResult.objects.get(task_path="billing.tasks.customer_push")
-    assert retry.args_kwargs["args"] == [stripe_customer.pk, "portal:customer-push:k1", 4]
-    assert retry.run_after >= before + retry_delay(3) - timedelta(seconds=1)
-    assert retry_delay(1) == timedelta(minutes=1)
-    assert retry_delay(50) == timedelta(hours=6)  # capped, and never given up
-
-
-def test_a_customer_without_a_processor_customer_has_nothing_to_push(customer, gateway):
-    assert customer_push.call(customer.pk, "k") is False
-    assert gateway.calls == []
+    assert not CustomerPush.objects.exists()
+    assert run_tasks() == 0
 
 
 def test_a_checkout_customer_unknown_here_gets_an_account_linked_by_email(gateway, db):

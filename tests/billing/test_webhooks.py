@@ -291,7 +291,7 @@ def test_created_and_updated_of_a_new_subscription_applied_at_once_make_one_row_
 
 
 def test_the_sweep_retries_an_apply_that_failed_once_its_cause_is_gone(
-    post_webhook, paid_invoice, gateway, monkeypatch
+    post_webhook, paid_invoice, gateway, monkeypatch, time_machine
 ):
     from datetime import timedelta
     from io import StringIO
@@ -309,7 +309,7 @@ def test_the_sweep_retries_an_apply_that_failed_once_its_cause_is_gone(
     monkeypatch.setattr(type(gateway), "invoice_retrieve", stripe_down)
     assert post_webhook(invoice_event(paid_invoice.id, event_id="evt_swept")).status_code == 200
     assert WebhookEvent.objects.get(stripe_event_id="evt_swept").status == WebhookStatus.FAILED
-    WebhookEvent.objects.filter(stripe_event_id="evt_swept").update(received_at=timezone.now() - timedelta(minutes=20))
+    time_machine.move_to(timezone.now() + timedelta(minutes=11))  # its first retry is due after 10 minutes
     monkeypatch.setattr(type(gateway), "invoice_retrieve", original)  # Stripe is back
 
     out = StringIO()
@@ -425,3 +425,111 @@ def test_two_events_of_one_subscription_apply_in_turn_so_the_one_read_last_is_wr
 
     assert Subscription.objects.get(pk=live_subscription.pk).status == SubscriptionStatus.CANCELED
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {WebhookStatus.PROCESSED}
+
+
+# Retries: backoff for three days, as Stripe retries a delivery ---------------------------------------
+
+
+@pytest.fixture
+def stripe_down(monkeypatch):
+    """Stripe answers nothing (re-reads time out) until `stripe_down["on"] = False`."""
+    from billing.gateways.base import TemporarilyUnavailable
+    from billing.gateways.fake import FakeGateway
+
+    down = {"on": True}
+    retrieve = FakeGateway.invoice_retrieve
+
+    def invoice_retrieve(self, **kwargs):
+        if down["on"]:
+            raise TemporarilyUnavailable("Stripe did not answer")
+        return retrieve(self, **kwargs)
+
+    monkeypatch.setattr(FakeGateway, "invoice_retrieve", invoice_retrieve)
+    return down
+
+
+def minutes(duration) -> int:
+    from datetime import timedelta
+
+    return round(duration / timedelta(minutes=1))
+
+
+def sweep_events() -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("sweep", stdout=out)
+    return out.getvalue()
+
+
+def test_a_failed_event_is_retried_by_the_sweep_only_when_due_with_waits_doubling_up_to_three_days_then_gives_up(
+    post_webhook, paid_invoice, stripe_down, time_machine, caplog, admin_client
+):
+    import logging
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    post_webhook(invoice_event(paid_invoice.id, event_id="evt_outage"))
+    event = WebhookEvent.objects.get()
+    received = event.received_at
+    assert (event.status, event.attempts) == (WebhookStatus.FAILED, 1)
+    assert minutes(event.next_attempt_at - received) == 10
+    time_machine.move_to(received + timedelta(minutes=9))
+    assert "0 Stripe event(s) applied" in sweep_events()
+    assert WebhookEvent.objects.get().attempts == 1  # not due: left alone
+
+    attempted_at = [received]
+    with caplog.at_level(logging.ERROR, logger="billing.webhooks"):
+        while (due := WebhookEvent.objects.get().next_attempt_at) is not None:
+            time_machine.move_to(due)
+            sweep_events()
+            attempted_at.append(timezone.now())
+    waits = [minutes(b - a) for a, b in zip(attempted_at, attempted_at[1:], strict=False)]
+    assert waits[:7] == [10, 20, 40, 80, 160, 320, 640]
+    assert set(waits[7:]) == {12 * 60}
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookStatus.FAILED and event.attempts == len(attempted_at) == 12
+    assert received + timedelta(days=2, hours=12) < attempted_at[-1] <= received + timedelta(days=3)
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert len(gave_up) == 1 and gave_up[0].startswith("webhook evt_outage (invoice.paid): retries gave up after 12")
+    assert [r.levelname for r in caplog.records if "gave up" in r.getMessage()] == ["ERROR"]
+
+    time_machine.move_to(timezone.now() + timedelta(days=1))
+    assert "0 Stripe event(s) applied" in sweep_events()  # given up: it waits for a person
+    listed = admin_client.get("/admin/billing/webhookevent/", {"retries": "gave_up"}).content.decode()
+    assert "evt_outage" in listed
+    assert "evt_outage" not in admin_client.get("/admin/billing/webhookevent/", {"retries": "waiting"}).content.decode()
+
+    stripe_down["on"] = False
+    response = admin_client.post(
+        "/admin/billing/webhookevent/", {"action": "retry", "_selected_action": [event.pk]}, follow=True
+    )
+    assert "1 event applied." in response.content.decode()
+    event.refresh_from_db()
+    assert (event.status, event.next_attempt_at) == (WebhookStatus.PROCESSED, None)
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1
+
+
+def test_an_event_that_failed_through_a_day_long_outage_is_applied_once_stripe_answers_again(
+    post_webhook, paid_invoice, stripe_down, time_machine
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    received = timezone.now()
+    post_webhook(invoice_event(paid_invoice.id, event_id="evt_day"))
+    while timezone.now() < received + timedelta(hours=30):  # the sweep every five minutes
+        time_machine.move_to(timezone.now() + timedelta(minutes=5))
+        sweep_events()
+    assert WebhookEvent.objects.get().status == WebhookStatus.FAILED
+    stripe_down["on"] = False
+
+    time_machine.move_to(WebhookEvent.objects.get().next_attempt_at)
+    assert "1 Stripe event(s) applied" in sweep_events()
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.next_attempt_at, event.error) == (WebhookStatus.PROCESSED, None, "")
+    assert Purchase.objects.filter(stripe_invoice_id=paid_invoice.id).count() == 1

@@ -135,3 +135,47 @@ def test_a_job_whose_worker_died_mid_run_is_queued_again_by_the_sweep_and_its_em
     assert OutboundEmail.objects.get(pk=email.pk).status == EmailStatus.SENT
     assert len(mail.outbox) == 1
     assert email_send.get_result(job.id).status == TaskResultStatus.SUCCESSFUL
+
+
+def test_a_push_whose_job_raised_lands_in_rqs_failed_registry_and_is_pushed_by_the_sweep(
+    rq_queue, django_capture_on_commit_callbacks, time_machine, settings, monkeypatch
+):
+    """RQ never runs a job that raised again; the push recorded with the contact change outlives it."""
+    from django.db import DatabaseError
+
+    from accounts.services import customer_update_contact
+    from billing.gateways.fake import FakeGateway
+    from billing.models import CustomerPush
+    from billing.services import stripe_customer_ensure
+
+    settings.PAYMENT_GATEWAY = "billing.gateways.fake.FakeGateway"
+    FakeGateway.reset()
+    customer = CustomerFactory()
+    stripe_customer_ensure(customer=customer)
+    update = FakeGateway.customer_update
+
+    def database_gone(self, **kwargs):
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(FakeGateway, "customer_update", database_gone)
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_update_contact(customer=customer, data={"full_name": "Ada Lovelace"}, by=customer.user)
+    run_jobs(rq_queue)
+    assert rq_queue.failed_job_registry.count == 1
+    monkeypatch.setattr(FakeGateway, "customer_update", update)
+
+    assert "0 Stripe push(es) queued again" in sweep()
+    time_machine.move_to(timezone.now() + timedelta(minutes=11))
+    assert "0 task(s) made ready again, 0 email(s) queued again, 1 Stripe push(es) queued again" in sweep()
+    run_jobs(rq_queue)
+
+    assert FakeGateway().customers[customer.stripe_customer_id].name == "Ada Lovelace"
+    assert not CustomerPush.objects.exists()
+    assert "0 Stripe push(es) queued again" in sweep()
+    FakeGateway.reset()
+
+
+def sweep() -> str:
+    out = StringIO()
+    call_command("sweep", stdout=out)
+    return out.getvalue()
