@@ -20,6 +20,7 @@ from email.utils import parseaddr
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -64,7 +65,10 @@ BILLING_PATH = "/billing/"
 UPDATE_CARD_PATH = "/billing/cards/new/"
 CANCEL_PATH = "/billing/subscriptions/{pk}/cancel/"
 
-EMAIL_MAX_ATTEMPTS = 5
+# A failed send is tried again after 2, 4, 8 … minutes, at most two hours apart: 40 attempts are about
+# three days, so a mail server's outage of a weekend loses nothing; then the email is marked failed.
+EMAIL_MAX_ATTEMPTS = 40
+EMAIL_RETRY_MAX_WAIT = timedelta(hours=2)
 
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")  # template tags leave runs of blank lines in text bodies
 
@@ -84,7 +88,7 @@ def email_requeue(*, email: OutboundEmail) -> bool:
     """Send a queued or failed email again (from admin); a sent or skipped one stays as it is."""
     with transaction.atomic():
         updated = OutboundEmail.objects.filter(pk=email.pk, status__in=[EmailStatus.QUEUED, EmailStatus.FAILED]).update(
-            status=EmailStatus.QUEUED, attempts=0
+            status=EmailStatus.QUEUED, attempts=0, next_attempt_at=None
         )
         if updated:
             transaction.on_commit(lambda: email_enqueue(email.pk), robust=True)
@@ -134,23 +138,37 @@ def email_deliver(*, email_id: int) -> str:
         email.to = message.to[0]
         email.subject = message.subject[:255]
         email.last_error = ""
-        email.save(update_fields=["status", "sent_at", "to", "subject", "attempts", "last_error"])
+        email.next_attempt_at = None
+        email.save(update_fields=["status", "sent_at", "to", "subject", "attempts", "last_error", "next_attempt_at"])
     logger.info("email %s (%s) sent to customer %s", email.key, email.kind, email.customer_id)
     return email.status
 
 
 def _record_failure(email: OutboundEmail, error: Exception) -> None:
+    """Keep the error and the time of the next attempt on the row. The task is deferred to that time when
+    the queue can defer; the sweep sends any email whose attempt is overdue (a lost task, or a queue that
+    cannot defer)."""
     from .tasks import email_send
 
     logger.exception("email %s (%s) failed on attempt %s", email.key, email.kind, email.attempts)
     email.last_error = f"{type(error).__name__}: {error}"[:2000]
-    retry = email.attempts < EMAIL_MAX_ATTEMPTS and email_send.get_backend().supports_defer
-    if retry:
-        delay = timedelta(minutes=2**email.attempts)  # 2, 4, 8, 16 minutes
-        transaction.on_commit(lambda: email_enqueue(email.pk, delay=delay), robust=True)
+    if email.attempts < EMAIL_MAX_ATTEMPTS:
+        delay = min(timedelta(minutes=2**email.attempts), EMAIL_RETRY_MAX_WAIT)
+        email.next_attempt_at = timezone.now() + delay
+        if email_send.get_backend().supports_defer:
+            transaction.on_commit(lambda: email_enqueue(email.pk, delay=delay), robust=True)
     else:
         email.status = EmailStatus.FAILED
-    email.save(update_fields=["status", "attempts", "last_error"])
+        email.next_attempt_at = None
+        logger.error(
+            "email %s (%s) gave up after %s attempts since %s (%s); send it again from admin's Emails",
+            email.key,
+            email.kind,
+            email.attempts,
+            email.created_at.isoformat(),
+            email.last_error,
+        )
+    email.save(update_fields=["status", "attempts", "last_error", "next_attempt_at"])
 
 
 def email_category(*, kind: str, context: dict) -> EmailCategory | None:
@@ -393,12 +411,15 @@ _KIND_CONTEXT = {
 
 
 def outbox_requeue(*, older_than: timedelta) -> int:
-    """Queue again every email still waiting after `older_than`: its task was lost (a worker killed
-    mid-send rolls the row back to queued). Sending twice is prevented by the row lock and status."""
+    """Queue again every email still waiting `older_than` after it was queued or its next attempt was
+    due: its task was lost (a worker killed mid-send rolls the row back to queued). An email waiting for
+    a later attempt is left to it. Sending twice is prevented by the row lock and status."""
     from .tasks import email_send
 
+    overdue = timezone.now() - older_than
     waiting = list(
-        OutboundEmail.objects.filter(status=EmailStatus.QUEUED, created_at__lt=timezone.now() - older_than)
+        OutboundEmail.objects.filter(status=EmailStatus.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True, created_at__lt=overdue) | Q(next_attempt_at__lt=overdue))
         .order_by("pk")
         .values_list("pk", flat=True)
     )

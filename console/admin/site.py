@@ -122,7 +122,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 class OutboundEmailAdmin(admin.ModelAdmin):
     """Every customer email, one row per event: what went out, what was skipped, what failed and why."""
 
-    list_display = ["created_at", "kind", "customer", "to", "status", "attempts", "sent_at"]
+    list_display = ["created_at", "kind", "customer", "to", "status", "attempts", "next_attempt_at", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["key", "customer__email", "customer__full_name", "to", "subject"]
     list_select_related = ["customer"]

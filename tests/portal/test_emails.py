@@ -407,6 +407,53 @@ def test_after_the_last_attempt_the_email_is_marked_failed(customer, mail_server
     assert (email.status, email.attempts) == (EmailStatus.FAILED, EMAIL_MAX_ATTEMPTS)
 
 
+def test_a_mail_server_down_for_a_weekend_loses_no_email(customer, mail_server_down, time_machine, caplog):
+    """The attempts back off to two hours apart and go on for about three days; only then is the email
+    marked failed, with one ERROR line that says so."""
+    from datetime import UTC, datetime
+
+    time_machine.move_to(datetime(2026, 12, 4, 18, 0, tzinfo=UTC), tick=False)
+    with transaction.atomic():
+        email_queue(customer=customer, kind=EmailKind.HUB_LINK, key="hub_link:1")
+    email = OutboundEmail.objects.get()
+    waits = []
+    while email_deliver(email_id=email.pk) == EmailStatus.QUEUED:
+        email.refresh_from_db()
+        waits.append(email.next_attempt_at - timezone.now())
+        time_machine.move_to(email.next_attempt_at, tick=False)
+    email.refresh_from_db()
+
+    assert waits[:4] == [timedelta(minutes=2), timedelta(minutes=4), timedelta(minutes=8), timedelta(minutes=16)]
+    assert max(waits) == timedelta(hours=2)
+    assert timedelta(days=2, hours=18) < sum(waits, timedelta()) < timedelta(days=3, hours=6)
+    assert (email.status, email.attempts, email.next_attempt_at) == (EmailStatus.FAILED, EMAIL_MAX_ATTEMPTS, None)
+    gave_up = [r for r in caplog.records if r.levelname == "ERROR" and "gave up" in r.getMessage()]
+    assert len(gave_up) == 1
+
+
+def test_the_sweep_leaves_an_email_to_its_next_attempt_and_sends_it_once_that_is_overdue(
+    customer, time_machine, run_tasks
+):
+    from datetime import UTC, datetime
+
+    from console.emails import outbox_requeue
+
+    time_machine.move_to(datetime(2026, 12, 4, 18, 0, tzinfo=UTC), tick=False)
+    with transaction.atomic():
+        email_queue(customer=customer, kind=EmailKind.HUB_LINK, key="hub_link:1")
+    OutboundEmail.objects.update(
+        attempts=3, next_attempt_at=timezone.now() + timedelta(hours=1), created_at=timezone.now() - timedelta(hours=1)
+    )
+
+    assert outbox_requeue(older_than=timedelta(minutes=10)) == 0  # waiting for its own deferred attempt
+    time_machine.move_to(timezone.now() + timedelta(hours=1, minutes=11), tick=False)
+    assert outbox_requeue(older_than=timedelta(minutes=10)) == 1  # that attempt's task was lost
+    run_tasks()
+
+    assert OutboundEmail.objects.get().status == EmailStatus.SENT
+    assert len(mail.outbox) == 1
+
+
 def test_a_failed_email_can_be_sent_again_from_admin(customer, django_capture_on_commit_callbacks, run_tasks):
     from django.test import Client
 
