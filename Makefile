@@ -47,10 +47,11 @@ run: install-demo
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# ruff, mypy --strict on billing/gateways against the pinned Stripe SDK's own types ([tool.mypy]), and
-# import-linter's layers contract: no app imports one above it ([tool.importlinter], docs/architecture.md).
+# ruff's checks and formatting, mypy --strict on billing/gateways against the pinned Stripe SDK's own types
+# ([tool.mypy]), and import-linter's layers contract: no app imports one above it ([tool.importlinter], docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -1,6 +1,5 @@
 """Reads from accounts: each selector owns its query shape."""
 
-
 from django.db.models import QuerySet
 
 from .models import Customer, CustomField

@@ -172,6 +172,8 @@ def form_fragment_key(form) -> str:
             return ""
         keys.append(key)
     return "\n".join(keys)
+
+
 class AccountDeleteForm(forms.Form):
     """Deleting one's account: the password again (when the account has one) and a plain confirmation."""
 

@@ -1,4 +1,5 @@
 """What every billing service shares: the error class, idempotency keys, and the customer email hand-off."""
+
 import hashlib
 import json
 import logging

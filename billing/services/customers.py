@@ -1,7 +1,6 @@
 """The processor's customer: what it should say, created on first need, pushed on a contact change, and
 the customer of a processor id."""
 
-
 from django.db import transaction
 
 from accounts.models import Customer, User

@@ -1,4 +1,5 @@
 """Invoices: a paid invoice becomes a purchase with its receipt and grants; a failed one is told to the customer."""
+
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction

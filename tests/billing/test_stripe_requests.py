@@ -252,6 +252,8 @@ def test_pay_now_on_a_paid_invoice_is_refused(standin_gateway, standin, member):
 
     with pytest.raises(InvalidRequest):
         standin_gateway.invoice_pay(invoice_id=invoice_id, idempotency_key="k")
+
+
 def test_an_invoice_is_read_with_the_card_its_charge_was_paid_with(standin_gateway, standin, member):
     _, subscription = member
     invoice_id = standin.get(subscription)["latest_invoice"]
