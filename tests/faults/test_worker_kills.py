@@ -57,8 +57,14 @@ def test_workers_killed_with_sigkill_while_emails_go_out_lose_none_and_send_none
             kills += 1
             stack.start_worker(name)  # Restart=always
 
+    def progress():
+        # A line a minute, so that a long run stopped before its end still says how far it got.
+        while not stop.wait(60):
+            print(f"{time.monotonic() - seeded:.0f} s: {sent()} of {EMAILS} sent, {kills} SIGKILLs", flush=True)
+
     killer = threading.Thread(target=chaos, daemon=True)
     killer.start()
+    threading.Thread(target=progress, daemon=True).start()
     try:
         # Kill while at least nine in ten go out; the rest are sent by workers left alone.
         wait_progress(stack, "nine in ten emails sent under SIGKILLs", sent, EMAILS * 0.9)
