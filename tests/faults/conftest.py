@@ -252,8 +252,13 @@ class Stack:
 
     def query(self, sql: str, params=()) -> list[tuple]:
         # One connection kept for the test's polls (twenty a second while workers are killed): a connection
-        # per poll would have PostgreSQL fork a backend for each, CPU the workers under test need. A
-        # connection an outage broke is dropped, and the next poll connects again.
+        # per poll would have PostgreSQL fork a backend for each, CPU the workers under test need.
+        try:
+            return self._query(sql, params)
+        except psycopg.OperationalError:
+            return self._query(sql, params)  # the kept one a database restart broke: once more, on a new one
+
+    def _query(self, sql: str, params) -> list[tuple]:
         if self._connection is None or self._connection.closed:
             self._connection = psycopg.connect(self.postgres.url(self.database), autocommit=True, connect_timeout=5)
         try:
