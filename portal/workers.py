@@ -14,8 +14,14 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
+from django.template.loader import get_template
+from django.urls import get_resolver
+from django.utils import translation
+from django.utils.module_loading import autodiscover_modules
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -23,6 +29,7 @@ logger = logging.getLogger(__name__)
 OUTAGE_ERRORS = (DatabaseError, RedisError, ConnectionError, TimeoutError)
 FIRST_WAIT_SECONDS = 1.0
 LONGEST_WAIT_SECONDS = 30.0
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def worker_run_supervised(
@@ -74,12 +81,25 @@ def _db_worker_run(*, worker_id, interval, max_tasks, burst, log_level) -> None:
 
 
 def _rq_worker_run(*, worker_id, interval, max_tasks, burst, log_level) -> None:
-    from django.conf import settings
     from django_rq.workers import get_worker
     from rq.logutils import setup_loghandlers
 
     setup_loghandlers(log_level)
     # A fresh name each start: RQ refuses a name whose registration a killed worker left behind.
     worker = get_worker(*settings.RQ_QUEUES, name=f"{worker_id}-{time.time_ns()}")
+    worker_preload()
     connections.close_all()  # each job runs in a forked child, which must not share the parent's connection
     worker.work(burst=burst, with_scheduler=True, logging_level=log_level, max_jobs=max_tasks)
+
+
+def worker_preload() -> None:
+    """Build once in the worker what each of RQ's forked work horses would otherwise build again for its one
+    task and throw away: the task modules, the URL reverse tables and translations of every language (a
+    horse that renders an email spent 0.3 of its 0.45 s on the tables), and the email templates."""
+    autodiscover_modules("tasks")
+    resolver = get_resolver()
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            resolver.reverse_dict  # noqa: B018 - reading it builds this language's tables
+    for path in sorted((TEMPLATES_DIR / "emails").rglob("*.*")):
+        get_template(path.relative_to(TEMPLATES_DIR).as_posix())

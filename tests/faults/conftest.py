@@ -188,6 +188,7 @@ class Stack:
         self.redis = redis
         self.mail_dir = tmp_path / "mail"
         self.processes: dict[str, subprocess.Popen] = {}
+        self._connection: psycopg.Connection | None = None
         self.web_url = ""
         self.env = {
             **os.environ,
@@ -250,7 +251,22 @@ class Stack:
         return done.stdout.strip()
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        return self.postgres.execute(sql, params, database=self.database)
+        # One connection kept for the test's polls (twenty a second while workers are killed): a connection
+        # per poll would have PostgreSQL fork a backend for each, CPU the workers under test need.
+        try:
+            return self._query(sql, params)
+        except psycopg.OperationalError:
+            return self._query(sql, params)  # the kept one a database restart broke: once more, on a new one
+
+    def _query(self, sql: str, params) -> list[tuple]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self.postgres.url(self.database), autocommit=True, connect_timeout=5)
+        try:
+            cursor = self._connection.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.OperationalError:
+            self._connection.close()
+            raise
 
     def emails_by_status(self) -> dict[str, int]:
         return dict(self.query("SELECT status, count(*) FROM portal_outboundemail GROUP BY status"))
@@ -265,6 +281,8 @@ class Stack:
         return "\n".join(f"--- {path.name}\n{path.read_text()[-4000:]}" for path in sorted(self.tmp.glob("*.log")))
 
     def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
         for process in self.processes.values():
             if process.poll() is None:
                 try:

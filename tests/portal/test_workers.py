@@ -2,9 +2,16 @@
 
 import pytest
 from django.db import OperationalError
+from django.template import engines
+from django.template.loaders.filesystem import Loader as FilesystemLoader
+from django.urls import clear_url_caches
+from django.urls.resolvers import URLResolver
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from console.emails import email_render
 from portal import workers
+from portal.models import EmailKind
+from tests.factories import CustomerFactory
 
 
 def runs(monkeypatch, outcomes: list, *, name: str) -> list[dict]:
@@ -55,3 +62,23 @@ def test_a_stop_or_a_bug_is_not_taken_for_an_outage(monkeypatch):
     runs(monkeypatch, [ZeroDivisionError()], name="_db_worker_run")
     with pytest.raises(ZeroDivisionError):
         workers.worker_run_supervised(on_rq=False, sleep=pytest.fail)
+
+
+@pytest.mark.django_db
+def test_after_the_preload_an_email_renders_in_each_language_without_building_url_tables_or_reading_templates(
+    monkeypatch, django_assert_num_queries
+):
+    clear_url_caches()
+    for loader in engines["django"].engine.template_loaders:
+        loader.reset()
+    with django_assert_num_queries(0):  # the worker forks after it: a connection opened here would be shared
+        workers.worker_preload()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a work horse forked now would do this again for each task")
+
+    monkeypatch.setattr(URLResolver, "_populate", forbidden)
+    monkeypatch.setattr(FilesystemLoader, "get_contents", forbidden)
+    for language in ("en", "de"):
+        rendered = email_render(customer=CustomerFactory(language=language), kind=EmailKind.HUB_LINK)
+        assert "/" in rendered.text

@@ -13,6 +13,10 @@ class Command(BaseCommand):
         "Run background tasks: rqworker with its scheduler (TASKS_BACKEND=rq) or db_worker (the default), "
         "waiting out database and Redis outages instead of exiting."
     )
+    # None at each start: systemd starts a worker again after every crash or kill, and the checks (0.4 s of
+    # CPU) run once per release instead (`deploy/entrypoint.sh release` runs `check --deploy`), as gunicorn
+    # runs none either.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("--worker-id", default=None, help="a name for this worker (default: generated)")
