@@ -100,3 +100,22 @@ def test_a_bound_form_and_a_field_with_database_choices_are_rendered_each_time(c
     assert field_fragment_key(Owner()["customer"]) == ""
     assert form_fragment_key(Owner()) == ""
     assert form_fragment_key(_Pick()) != ""
+
+
+def test_a_submitted_field_without_errors_is_keyed_on_the_submitted_value():
+    first, second = _Pick(data={"name": "a", "when": "2026-12-04"}), _Pick(data={"name": "b", "when": "2026-12-04"})
+
+    assert field_fragment_key(first["name"]) not in ("", field_fragment_key(second["name"]))
+    assert field_fragment_key(first["when"]) == field_fragment_key(second["when"]) != ""
+    assert field_fragment_key(first["name"]) != field_fragment_key(_Pick(initial={"name": "b"})["name"])
+
+
+def test_a_submitted_field_with_an_error_a_password_or_a_file_is_rendered_each_time():
+    class Secret(forms.Form):
+        password = forms.CharField(widget=forms.PasswordInput)
+        upload = forms.FileField(required=False)
+
+    assert field_fragment_key(_Pick(data={"name": "a", "when": "not a date"})["when"]) == ""
+    assert field_fragment_key(Secret(data={"password": "hunter2"})["password"]) == ""
+    assert field_fragment_key(Secret(data={"password": "hunter2"})["upload"]) == ""
+    assert field_fragment_key(Secret()["password"]) != ""
