@@ -14,8 +14,9 @@ PURCHASES_PER_PAGE = 20
 def purchases_for_customer(
     *, customer: Customer, offer_id: int | None = None, year: int | None = None, receipt_number: str = ""
 ) -> QuerySet[Purchase]:
-    """The customer's purchases, newest first, each with its offer and, as `receipt_list`, its receipts
-    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts.
+    """The customer's purchases, newest first, each with what the purchases table shows (its offer's name,
+    date, amounts, status) and, as `receipt_list`, its receipts (oldest first). Paginated, this is a count,
+    the page's purchases and one query for their receipts.
 
     Narrowed, when asked, to one offer, the purchases of one year (in the active time zone), or those
     with a receipt whose number contains `receipt_number`."""
@@ -26,10 +27,13 @@ def purchases_for_customer(
     if year is not None:
         purchases = purchases.filter(purchased_at__year=year)
     if receipt_number:
-        numbered = Receipt.objects.filter(purchase=OuterRef("pk"), number__icontains=receipt_number)
-        purchases = purchases.filter(Exists(numbered))
+        # IN, not a correlated EXISTS: the same semi-join to PostgreSQL, and less for the ORM to build.
+        numbered = Receipt.objects.filter(customer=customer, number__icontains=receipt_number)
+        purchases = purchases.filter(pk__in=numbered.values("purchase_id"))
     return (
         purchases.select_related("offer")
+        # Only the columns the table shows: a dozen fewer to compile, fetch and load on every page.
+        .only("offer__name", "amount", "amount_refunded", "currency", "status", "purchased_at")
         .prefetch_related(Prefetch("receipts", queryset=receipts, to_attr="receipt_list"))
         .order_by("-purchased_at", "-pk")
     )
