@@ -137,6 +137,19 @@ def test_a_search_after_a_purchase_in_a_new_year_offers_that_year(client_logged_
     assert '<option value="2027">2027</option>' in year_select(html)
 
 
+def test_the_next_page_of_a_search_keeps_the_search(client_logged_in, customer):
+    offer = OfferFactory()
+    for day in range(25):
+        RecordedPurchaseFactory(customer=customer, offer=offer, purchased_at=on(2026, 1, day + 1))
+    RecordedPurchaseFactory(customer=customer, offer=offer, purchased_at=on(2025))
+
+    first = client_logged_in.get("/purchases/", {"year": "2026", "number": "R-"}).content.decode()
+    second = client_logged_in.get("/purchases/", {"year": "2026", "number": "R-", "page": "2"}).content.decode()
+
+    assert 'rel="next" href="?year=2026&amp;number=R-&amp;page=2"' in first
+    assert len(rows(second)) == 5 and 'rel="prev" href="?year=2026&amp;number=R-&amp;page=1"' in second
+
+
 @pytest.mark.parametrize("purchases", [1, 25])
 def test_a_search_costs_the_same_queries_for_any_number_of_purchases(
     client_logged_in, customer, purchases, django_assert_num_queries
