@@ -93,8 +93,8 @@ _RENDERED_MAX = 64
 
 
 # Widgets whose markup depends only on their attributes, their choices and the value: a field with one of
-# these may be kept as rendered, in an unbound or a bound form (field_fragment_key). Radio and checkbox lists, multi-widgets and file
-# inputs with a current file are left to render each time.
+# these may be kept as rendered, in an unbound or a bound form (field_fragment_key). Radio and checkbox
+# lists, multi-widgets and file inputs with a current file are left to render each time.
 _KEYABLE_WIDGETS = (forms.widgets.Input, forms.Textarea, forms.Select, forms.CheckboxInput)
 _UNKEYABLE_WIDGETS = (forms.MultiWidget, forms.ClearableFileInput)
 _UNKEYABLE_WHEN_BOUND = (forms.PasswordInput, forms.FileInput)
@@ -179,6 +179,8 @@ def form_fragment_key(form) -> str:
             return ""
         keys.append(key)
     return "\n".join(keys)
+
+
 class AccountDeleteForm(forms.Form):
     """Deleting one's account: the password again (when the account has one) and a plain confirmation."""
 

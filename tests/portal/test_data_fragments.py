@@ -1,6 +1,7 @@
 """Fragments kept per process and keyed on the data they show (CACHES["data_fragments"]): form fields
-and forms (portal.forms.field_fragment_key, form_fragment_key) and the purchases page's table rows, product list and downloads. Whatever
-changes the data, by a form, a service or a plain UPDATE, the page shows the new data at once."""
+and forms (portal.forms.field_fragment_key, form_fragment_key) and the purchases page's table rows,
+product list and downloads. Whatever changes the data, by a form, a service or a plain UPDATE, the page
+shows the new data at once."""
 
 import re
 from datetime import UTC, datetime
