@@ -93,24 +93,31 @@ _RENDERED_MAX = 64
 
 
 # Widgets whose markup depends only on their attributes, their choices and the value: a field with one of
-# these may be kept as rendered (field_fragment_key). Radio and checkbox lists, multi-widgets and file
-# inputs with a current file are left to render each time.
+# these may be kept as rendered, in an unbound or a bound form (field_fragment_key). Radio and checkbox
+# lists, multi-widgets and file inputs with a current file are left to render each time.
 _KEYABLE_WIDGETS = (forms.widgets.Input, forms.Textarea, forms.Select, forms.CheckboxInput)
 _UNKEYABLE_WIDGETS = (forms.MultiWidget, forms.ClearableFileInput)
+_UNKEYABLE_WHEN_BOUND = (forms.PasswordInput, forms.FileInput)
 
 
 def field_fragment_key(field) -> str:
-    """What an unbound field's markup depends on, as one string to key its cached fragment on; "" to render it.
+    """What a field's markup depends on, as one string to key its cached fragment on; "" to render it.
 
     The form and field (names, ids, label, help text, required, disabled), the widget (its type, attributes
-    and other settings), its choices, the value, the active language and time zone. Choices given by a
-    function count by the function's name: like LongSelect's, such a function returns the choices of the
-    active language and nothing else. A bound form (submitted values, errors) and choices read from the
-    database (a ModelChoiceField's queryset) give "", so the field renders as usual."""
+    and other settings), its choices, the value (the initial one or, in a bound form, the submitted one as
+    the field shows it), the active language and time zone. Choices given by a function count by the
+    function's name: like LongSelect's, such a function returns the choices of the active language and
+    nothing else. A field with errors, choices read from the database (a ModelChoiceField's queryset) and,
+    in a bound form, a password, a file or a field that also renders its initial value give "", so the
+    field renders as usual."""
     form, widget, form_field = field.form, field.field.widget, field.field
-    if form.is_bound or not isinstance(widget, _KEYABLE_WIDGETS) or isinstance(widget, _UNKEYABLE_WIDGETS):
+    if not isinstance(widget, _KEYABLE_WIDGETS) or isinstance(widget, _UNKEYABLE_WIDGETS):
         return ""
-    if field.errors:  # an error added to an unbound form
+    # A submitted password would be in the key; a file input's required attribute and a hidden initial
+    # input read the initial value, which the key leaves out.
+    if form.is_bound and (isinstance(widget, _UNKEYABLE_WHEN_BOUND) or form_field.show_hidden_initial):
+        return ""
+    if field.errors:  # a bound form's, or one added to an unbound form
         return ""
     choices = getattr(widget, "choices", None)
     if choices is None:

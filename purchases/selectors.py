@@ -1,7 +1,6 @@
 """Reads for the purchases pages: each costs the same number of queries for 1 or 1,000 rows."""
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
-from django.db.models.functions import ExtractYear
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 
 from accounts.models import Customer
@@ -14,8 +13,9 @@ PURCHASES_PER_PAGE = 20
 def purchases_for_customer(
     *, customer: Customer, offer_id: int | None = None, year: int | None = None, receipt_number: str = ""
 ) -> QuerySet[Purchase]:
-    """The customer's purchases, newest first, each with its offer and, as `receipt_list`, its receipts
-    (oldest first). Paginated, this is a count, the page's purchases and one query for their receipts.
+    """The customer's purchases, newest first, each with what the purchases table shows (its offer's name,
+    date, amounts, status) and, as `receipt_list`, its receipts (oldest first). Paginated, this is a count,
+    the page's purchases and one query for their receipts.
 
     Narrowed, when asked, to one offer, the purchases of one year (in the active time zone), or those
     with a receipt whose number contains `receipt_number`."""
@@ -26,10 +26,13 @@ def purchases_for_customer(
     if year is not None:
         purchases = purchases.filter(purchased_at__year=year)
     if receipt_number:
-        numbered = Receipt.objects.filter(purchase=OuterRef("pk"), number__icontains=receipt_number)
-        purchases = purchases.filter(Exists(numbered))
+        # IN, not a correlated EXISTS: the same semi-join to PostgreSQL, and less for the ORM to build.
+        numbered = Receipt.objects.filter(customer=customer, number__icontains=receipt_number)
+        purchases = purchases.filter(pk__in=numbered.values("purchase_id"))
     return (
         purchases.select_related("offer")
+        # Only the columns the table shows: a dozen fewer to compile, fetch and load on every page.
+        .only("offer__name", "amount", "amount_refunded", "currency", "status", "purchased_at")
         .prefetch_related(Prefetch("receipts", queryset=receipts, to_attr="receipt_list"))
         .order_by("-purchased_at", "-pk")
     )
@@ -40,9 +43,8 @@ def purchase_facets(*, customer: Customer) -> tuple[list[tuple[int, str]], list[
     the years bought in (active time zone, newest first; a year's receipts are issued with its sales)."""
     rows = (
         Purchase.objects.filter(customer=customer)
-        .annotate(year=ExtractYear("purchased_at"))
         .order_by()
-        .values_list("offer_id", "offer__name", "year")
+        .values_list("offer_id", "offer__name", "purchased_at__year")
         .distinct()
     )
     offers: dict[int, str] = {}
@@ -64,10 +66,11 @@ def receipts_of_year(*, customer: Customer, year: int) -> QuerySet[Receipt]:
 
 def products_for_customer(*, customer: Customer) -> QuerySet[Product]:
     """Products the customer can use now: an unrevoked grant to an active product."""
-    # EXISTS, not a join made DISTINCT: a customer has a grant per product and purchase (hundreds), and
-    # sorting all of them to find the handful of products cost PostgreSQL five times as much.
-    granted = AccessGrant.objects.filter(product=OuterRef("pk"), customer=customer, revoked_at__isnull=True)
-    return Product.objects.filter(Exists(granted), is_active=True).order_by("name", "pk")
+    # A semi-join (IN), not a join made DISTINCT: a customer has a grant per product and purchase (hundreds),
+    # and sorting all of them to find the handful of products cost PostgreSQL five times as much. IN rather
+    # than a correlated EXISTS: PostgreSQL plans both as the same semi-join, and IN is less for the ORM to build.
+    granted = AccessGrant.objects.filter(customer=customer, revoked_at__isnull=True).values("product_id")
+    return Product.objects.filter(pk__in=granted, is_active=True).order_by("name", "pk")
 
 
 def receipt_for_customer(*, customer: Customer, number: str) -> Receipt:

@@ -8,7 +8,7 @@ register = template.Library()
 
 @register.filter
 def fragment_key(field) -> str:
-    """An unbound field's cache key for {% cache %} (portal.forms.field_fragment_key); "" to render it each time."""
+    """A field's cache key for {% cache %} (portal.forms.field_fragment_key); "" to render it each time."""
     return field_fragment_key(field)
 
 

@@ -1,5 +1,7 @@
 from django import template
 
+from purchases.models import Product
+
 register = template.Library()
 
 
@@ -24,3 +26,13 @@ def purchase_rows_key(purchases) -> str:
             for purchase in purchases
         ]
     )
+
+
+@register.filter
+def product_list_key(products) -> str:
+    """Everything the product list shows, as one {% cache %} key: every stored value of products_for_customer's
+    rows, so a column shown later is in the key without anyone remembering it; the template adds the language."""
+    return repr([tuple(getattr(product, field.attname) for field in _PRODUCT_FIELDS) for product in products])
+
+
+_PRODUCT_FIELDS = Product._meta.concrete_fields

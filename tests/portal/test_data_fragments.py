@@ -1,8 +1,10 @@
-"""Fragments kept per process and keyed on the data they show (CACHES["data_fragments"]): unbound form fields
-and forms (portal.forms.field_fragment_key, form_fragment_key) and the purchases table's rows. Whatever
-changes the data, by a form, a service or a plain UPDATE, the page shows the new data at once."""
+"""Fragments kept per process and keyed on the data they show (CACHES["data_fragments"]): form fields
+and forms (portal.forms.field_fragment_key, form_fragment_key) and the purchases page's table rows,
+product list and downloads. Whatever changes the data, by a form, a service or a plain UPDATE, the page
+shows the new data at once."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django import forms
@@ -11,8 +13,9 @@ from accounts.models import Customer
 from accounts.preferences import BILLING_NOTICES
 from accounts.services import customer_unsubscribe, customer_update_contact
 from portal.forms import field_fragment_key, form_fragment_key
+from purchases.models import Product
 from purchases.services import refund_record
-from tests.factories import CustomerFactory, RecordedPurchaseFactory
+from tests.factories import CustomerFactory, OfferFactory, ProductFactory, RecordedPurchaseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +83,39 @@ def test_a_refund_shows_at_once_in_the_purchases_table(client_logged_in, custome
     assert "£1.00 refunded" in client_logged_in.get("/purchases/").content.decode()
 
 
+def test_a_product_changed_by_an_update_shows_at_once_in_the_product_list(client_logged_in, customer):
+    course = ProductFactory(name="Pottery Basics", access_url="https://learn.example.com/pottery/")
+    RecordedPurchaseFactory(customer=customer, offer=OfferFactory(products=[course]))
+    assert "Open Pottery Basics" in client_logged_in.get("/purchases/").content.decode()
+
+    Product.objects.filter(pk=course.pk).update(name="Glazing", access_url="https://learn.example.com/glazing/")
+
+    page = client_logged_in.get("/purchases/").content.decode()
+    assert 'href="https://learn.example.com/glazing/" rel="noopener">Open Glazing</a>' in page
+    assert "Pottery Basics" not in page
+
+
+def test_a_purchase_in_a_new_year_adds_its_receipts_download_at_once(client_logged_in, customer):
+    RecordedPurchaseFactory(customer=customer, purchased_at=datetime(2025, 6, 1, 12, tzinfo=UTC))
+    assert "Receipts 2026 (ZIP)" not in client_logged_in.get("/purchases/").content.decode()
+
+    RecordedPurchaseFactory(customer=customer, purchased_at=datetime(2026, 6, 1, 12, tzinfo=UTC))
+
+    page = client_logged_in.get("/purchases/").content.decode()
+    assert "Receipts 2026 (ZIP)" in page and "Receipts 2025 (ZIP)" in page
+
+
+def test_the_product_list_and_downloads_follow_the_language(client_logged_in, customer):
+    RecordedPurchaseFactory(customer=customer, offer=OfferFactory(products=[ProductFactory(name="Kiln")]))
+    client_logged_in.get("/purchases/")
+    Customer.objects.filter(pk=customer.pk).update(language="de")
+
+    page = client_logged_in.get("/purchases/").content.decode()
+
+    assert "Kiln öffnen" in page and "Open Kiln" not in page
+    assert "(ZIP)" in page and "Belege " in page and "Receipts " not in page
+
+
 class _Pick(forms.Form):
     name = forms.CharField()
     when = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
@@ -100,3 +136,22 @@ def test_a_bound_form_and_a_field_with_database_choices_are_rendered_each_time(c
     assert field_fragment_key(Owner()["customer"]) == ""
     assert form_fragment_key(Owner()) == ""
     assert form_fragment_key(_Pick()) != ""
+
+
+def test_a_submitted_field_without_errors_is_keyed_on_the_submitted_value():
+    first, second = _Pick(data={"name": "a", "when": "2026-12-04"}), _Pick(data={"name": "b", "when": "2026-12-04"})
+
+    assert field_fragment_key(first["name"]) not in ("", field_fragment_key(second["name"]))
+    assert field_fragment_key(first["when"]) == field_fragment_key(second["when"]) != ""
+    assert field_fragment_key(first["name"]) != field_fragment_key(_Pick(initial={"name": "b"})["name"])
+
+
+def test_a_submitted_field_with_an_error_a_password_or_a_file_is_rendered_each_time():
+    class Secret(forms.Form):
+        password = forms.CharField(widget=forms.PasswordInput)
+        upload = forms.FileField(required=False)
+
+    assert field_fragment_key(_Pick(data={"name": "a", "when": "not a date"})["when"]) == ""
+    assert field_fragment_key(Secret(data={"password": "hunter2"})["password"]) == ""
+    assert field_fragment_key(Secret(data={"password": "hunter2"})["upload"]) == ""
+    assert field_fragment_key(Secret()["password"]) != ""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.core import mail
 
+from accounts.models import Customer
 from portal.models import AuditEntry, OutboundEmail
 from purchases.services import refund_record
 from tests.factories import CustomerFactory, OfferFactory, RecordedPurchaseFactory
@@ -86,6 +87,67 @@ def test_an_offer_of_another_customer_is_not_a_choice_and_finds_nothing(client_l
 
     assert "Foreign" not in html
     assert len(rows(html)) == 3  # an invalid choice is ignored, not an error page
+
+
+def number_input(html):
+    return re.search(r'<input[^>]*name="number"[^>]*>', html).group(0)
+
+
+def year_select(html):
+    return re.search(r'<select[^>]*name="year".*?</select>', html, flags=re.S).group(0)
+
+
+def test_the_search_form_shows_each_search_as_searched_not_an_earlier_one(client_logged_in, bought):
+    """The submitted search form's fields are kept as rendered, keyed on the values they show."""
+    first = client_logged_in.get("/purchases/", {"number": "R-000001", "year": "2025"}).content.decode()
+    second = client_logged_in.get("/purchases/", {"number": "R-000002", "year": "2026"}).content.decode()
+    plain = client_logged_in.get("/purchases/").content.decode()
+
+    assert 'value="R-000001"' in number_input(first) and '<option value="2025" selected>' in year_select(first)
+    assert 'value="R-000002"' in number_input(second) and '<option value="2026" selected>' in year_select(second)
+    assert "value=" not in number_input(plain) and '<option value="" selected>' in year_select(plain)
+
+
+def test_a_search_field_with_an_error_shows_it_and_the_next_search_does_not(client_logged_in, bought):
+    client_logged_in.get("/purchases/", {"number": "R-1"})
+
+    refused = client_logged_in.get("/purchases/", {"number": "R-" + "1" * 40}).content.decode()
+    again = client_logged_in.get("/purchases/", {"number": "R-1"}).content.decode()
+
+    assert "at most 40 characters" in refused and 'aria-invalid="true"' in number_input(refused)
+    assert "at most 40 characters" not in again and "aria-invalid" not in number_input(again)
+
+
+def test_a_search_in_another_language_shows_that_languages_labels(client_logged_in, customer, bought):
+    english = client_logged_in.get("/purchases/", {"number": "R-", "year": "2026"}).content.decode()
+    Customer.objects.filter(pk=customer.pk).update(language="de")
+
+    german = client_logged_in.get("/purchases/", {"number": "R-", "year": "2026"}).content.decode()
+
+    assert "Receipt number" in english and "All years" in english
+    assert "Belegnummer" in german and "Alle Jahre" in german and "Receipt number" not in german
+
+
+def test_a_search_after_a_purchase_in_a_new_year_offers_that_year(client_logged_in, customer, bought):
+    client_logged_in.get("/purchases/", {"number": "R-", "year": "2026"})
+    RecordedPurchaseFactory(customer=customer, offer=bought[0].offer, purchased_at=on(2027))
+
+    html = client_logged_in.get("/purchases/", {"number": "R-", "year": "2026"}).content.decode()
+
+    assert '<option value="2027">2027</option>' in year_select(html)
+
+
+def test_the_next_page_of_a_search_keeps_the_search(client_logged_in, customer):
+    offer = OfferFactory()
+    for day in range(25):
+        RecordedPurchaseFactory(customer=customer, offer=offer, purchased_at=on(2026, 1, day + 1))
+    RecordedPurchaseFactory(customer=customer, offer=offer, purchased_at=on(2025))
+
+    first = client_logged_in.get("/purchases/", {"year": "2026", "number": "R-"}).content.decode()
+    second = client_logged_in.get("/purchases/", {"year": "2026", "number": "R-", "page": "2"}).content.decode()
+
+    assert 'rel="next" href="?year=2026&amp;number=R-&amp;page=2"' in first
+    assert len(rows(second)) == 5 and 'rel="prev" href="?year=2026&amp;number=R-&amp;page=1"' in second
 
 
 @pytest.mark.parametrize("purchases", [1, 25])
