@@ -4,6 +4,7 @@ import time
 from django.core.cache import cache
 from django.core.signals import request_finished
 from django.db import transaction
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_delete, post_migrate, post_save
 from django.dispatch import receiver
 from django.tasks.signals import task_enqueued, task_finished, task_started
@@ -35,6 +36,19 @@ def site_settings_forget_after_migrate(sender, using, **kwargs):
     """A migration (or a flush, which ends with this signal) may change or remove the row."""
     if sender.name == "portal":
         cache.delete(site_settings_cache_key())
+
+
+@receiver(connection_created, dispatch_uid="portal_plan_each_prepared_statement")
+def plan_each_prepared_statement(sender, connection, **kwargs):
+    """With prepared statements (settings: `prepare_threshold`), PostgreSQL switches a statement to one
+    generic plan after five runs when that plan looks no dearer than the plans made for the actual values.
+    For the purchases search it did not hold: the generic plan nested a scan of the receipts inside each
+    purchase, 22 ms against 0.4 ms (docs/benchmarks.md). Planning each run with its values keeps what the
+    prepared statement saves (parsing) and never takes such a plan; a SET on each new connection, not a
+    startup option, so a pooler in session mode passes it."""
+    if connection.vendor == "postgresql" and connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold"):
+        with connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
 
 
 # --- Request ids and worker heartbeats (portal.observability, portal.queues) ---------------------

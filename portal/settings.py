@@ -155,9 +155,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no var/ yet
 elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # PostgreSQL: parameters bound by the server, and each statement prepared once a connection has run it
-    # twice, so PostgreSQL stops parsing and planning the same few queries on every page (half its CPU
-    # for a page's small queries, docs/benchmarks.md). Off (=0) behind a pooler in transaction mode that
-    # cannot keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements).
+    # twice, so PostgreSQL stops parsing the same few queries on every page (docs/benchmarks.md); each run
+    # is still planned for its values (portal.receivers.plan_each_prepared_statement). Off (=0) behind a
+    # pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or without
+    # max_prepared_statements).
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
