@@ -103,7 +103,7 @@ class Measured:
         return self.page.target is None or (self.ratio is not None and self.ratio >= self.page.target)
 
 
-def pages(receipt_number: str) -> list[Page]:
+def pages(receipt_number: str, subscription_pk: int) -> list[Page]:
     receipt = f"/purchases/receipts/{receipt_number}/"
     return [
         Page("hello", "/bench/hello/", None, signed_in=False, customer_page=False),
@@ -117,6 +117,7 @@ def pages(receipt_number: str) -> list[Page]:
         Page("/purchases/ (200 purchases)", "/purchases/", 0.06),
         Page("/purchases/ searched", "/purchases/?number=R-&year=2026", 0.06),
         Page("/settings/data/", "/settings/data/", 0.13),
+        Page("cancel page (reasons)", f"/billing/subscriptions/{subscription_pk}/cancel/", 0.13),
         Page("receipt page", receipt, 0.06),
         Page("receipt PDF", f"{receipt}pdf/", 0.05),
         Page("webhook (signed event)", "/stripe/webhook/", None, signed_in=False, webhook=True, customer_page=False),
@@ -601,7 +602,7 @@ def main() -> int:
 
     connection.close()  # gunicorn's workers and this process should not share a connection
 
-    all_pages = pages(seeded.receipt_number)
+    all_pages = pages(seeded.receipt_number, seeded.subscription_pk)
     wanted = {item.strip() for item in args.only.split(",") if item.strip()}
     selected = [
         p

@@ -57,6 +57,7 @@ class Seeded:
     receipts: int
     cards: int
     subscriptions: int
+    subscription_pk: int
 
 
 def customer_seed(*, password: str, purchases: int) -> Seeded:
@@ -97,6 +98,7 @@ def customer_seed(*, password: str, purchases: int) -> Seeded:
         receipts=Receipt.objects.filter(customer=customer).count(),
         cards=customer.cards.count(),
         subscriptions=customer.subscriptions.count(),
+        subscription_pk=customer.subscriptions.order_by("pk").values_list("pk", flat=True).first(),
     )
 
 
