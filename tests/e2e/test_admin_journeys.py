@@ -1,9 +1,9 @@
 """The creator's and support's console in Django admin, through the real pages in Chromium.
 
 The creator (a superuser) finds and edits a contact, adds one by hand, imports a CSV, refunds part of
-a purchase, pauses and cancels a subscription and views the portal as a customer; support opens a
-contact but cannot change an offer. Payments go through the in-memory fake gateway (the tests'
-default), whose state the live server's thread shares with the test.
+a purchase, pauses and cancels a subscription and views the portal as a customer; support reads why a
+contact cancelled and corrects their details, but cannot change an offer. Payments go through the
+in-memory fake gateway (the tests' default), whose state the live server's thread shares with the test.
 """
 
 import csv
@@ -386,12 +386,30 @@ def test_view_as_customer_shows_their_portal_read_only_until_the_creator_stops(c
 # --- Support ----------------------------------------------------------------------------------------
 
 
-def test_support_can_open_a_contact_but_not_change_an_offer(support_page, ada):
+def test_support_reads_why_a_contact_cancelled_corrects_their_address_but_cannot_change_an_offer(support_page, ada):
+    from billing.models import CancellationFeedback, CancellationReason
+    from tests.factories import SubscriptionFactory
+
+    CancellationFeedback.objects.create(
+        customer=ada,
+        subscription=SubscriptionFactory(customer=ada, status="canceled"),
+        reason=CancellationReason.TOO_EXPENSIVE,
+        comment="Too dear for me this winter",
+    )
     page = support_page
     open_contact(page, ada)
-    expect(page.get_by_role("heading", name="View customer")).to_be_visible()
-    expect(readonly(page, "address_line1")).to_have_text("1 Old Road")
-    expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
+    expect(page.get_by_role("heading", name="Change customer")).to_be_visible()
+    expect(page.locator("body")).to_contain_text("Too dear for me this winter")  # why they left
+
+    field(page, "Address line 1").fill("3 Corrected Lane")  # the customer asked support to fix a typo
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(success_message(page)).to_contain_text("was changed successfully")
+    ada.refresh_from_db()
+    assert ada.address_line1 == "3 Corrected Lane"
+    assert AuditEntry.objects.filter(customer=ada, action="contact.updated", actor__email="support@example.com")
+    assert set(Receipt.objects.filter(customer=ada).values_list("billing_address_line1", flat=True)) == {
+        "3 Corrected Lane"
+    }
 
     offer = Offer.objects.get(name="Watercolour course")
     page.goto(f"/admin/purchases/offer/{offer.pk}/change/")
