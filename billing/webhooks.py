@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Customer
+from portal.retries import backoff
 
 from .gateways.base import GatewayEvent, get_gateway, payment_deadline
 from .models import WebhookEvent, WebhookStatus
@@ -265,7 +266,7 @@ def webhook_retry_at(*, event: WebhookEvent, now: datetime) -> datetime | None:
     """When the sweep applies a failed event again: 10 minutes after its first failure, doubling up to 12
     hours between attempts, for 3 days after it was received, as Stripe retries a delivery; then None,
     logged at ERROR (Sentry), and the event waits in admin ("gave up") for its "Retry"."""
-    at = now + min(WEBHOOK_RETRY_FIRST * 2 ** (max(event.attempts, 1) - 1), WEBHOOK_RETRY_MAX_WAIT)
+    at = now + backoff(event.attempts, first=WEBHOOK_RETRY_FIRST, longest=WEBHOOK_RETRY_MAX_WAIT)
     if at <= event.received_at + WEBHOOK_RETRY_FOR:
         return at
     logger.error(

@@ -41,6 +41,7 @@ from billing.services.reminders import renews_yearly
 from portal.links import absolute_url
 from portal.models import EmailKind, EmailStatus, OutboundEmail
 from portal.outbox import email_branding, email_from_address
+from portal.retries import backoff
 from portal.selectors import site_settings_get
 from purchases.models import Receipt
 from purchases.money import format_money
@@ -68,6 +69,7 @@ CANCEL_PATH = "/billing/subscriptions/{pk}/cancel/"
 # A failed send is tried again after 2, 4, 8 … minutes, at most two hours apart: 40 attempts are about
 # three days, so a mail server's outage of a weekend loses nothing; then the email is marked failed.
 EMAIL_MAX_ATTEMPTS = 40
+EMAIL_RETRY_FIRST = timedelta(minutes=2)
 EMAIL_RETRY_MAX_WAIT = timedelta(hours=2)
 
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")  # template tags leave runs of blank lines in text bodies
@@ -153,7 +155,7 @@ def _record_failure(email: OutboundEmail, error: Exception) -> None:
     logger.exception("email %s (%s) failed on attempt %s", email.key, email.kind, email.attempts)
     email.last_error = f"{type(error).__name__}: {error}"[:2000]
     if email.attempts < EMAIL_MAX_ATTEMPTS:
-        delay = min(timedelta(minutes=2**email.attempts), EMAIL_RETRY_MAX_WAIT)
+        delay = backoff(email.attempts, first=EMAIL_RETRY_FIRST, longest=EMAIL_RETRY_MAX_WAIT)
         email.next_attempt_at = timezone.now() + delay
         if email_send.get_backend().supports_defer:
             transaction.on_commit(lambda: email_enqueue(email.pk, delay=delay), robust=True)

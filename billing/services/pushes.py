@@ -19,6 +19,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from accounts.models import Customer
+from portal.retries import backoff
 
 from ..gateways.base import PaymentError, get_gateway, payment_deadline
 from ..models import CustomerPush
@@ -29,13 +30,13 @@ logger = logging.getLogger(__name__)
 
 # Waits between attempts: 1, 2, 4 … minutes, at most 6 hours; given up 3 days after the change
 # (Stripe's own retry span for webhooks).
-RETRY_BASE_SECONDS = 60
-RETRY_MAX_SECONDS = 6 * 60 * 60
+PUSH_RETRY_FIRST = timedelta(minutes=1)
+PUSH_RETRY_MAX_WAIT = timedelta(hours=6)
 PUSH_RETRY_FOR = timedelta(days=3)
 
 
 def retry_delay(attempt: int) -> timedelta:
-    return timedelta(seconds=min(RETRY_BASE_SECONDS * 2 ** (max(attempt, 1) - 1), RETRY_MAX_SECONDS))
+    return backoff(attempt, first=PUSH_RETRY_FIRST, longest=PUSH_RETRY_MAX_WAIT)
 
 
 def customer_push_record(*, customer: Customer) -> None:
