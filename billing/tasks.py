@@ -30,11 +30,10 @@ def customer_push(customer_id: int, idempotency_key: str = "", attempt: int = 1)
             type(error).__name__,
             next_at.isoformat() if next_at else "none",
         )
-        if next_at is not None:
-            next_attempt = customer_push
-            if next_attempt.get_backend().supports_defer:
-                next_attempt = next_attempt.using(run_after=next_at)
-            next_attempt.enqueue(customer_id)
+        # A queue that cannot defer leaves the next attempt to the sweep, as the outbox does: queued now,
+        # it would run again at once and keep Stripe busy with refusals until the push gives up.
+        if next_at is not None and customer_push.get_backend().supports_defer:
+            customer_push.using(run_after=next_at).enqueue(customer_id)
         return False
 
 
