@@ -362,11 +362,17 @@ def _reminder_context(customer: Customer, data: dict) -> dict:
     """What a renewal or trial reminder shows: the plan, what it will charge and when, and the ways to
     manage or cancel it (automatic-renewal laws ask that cancelling be explained with the reminder)."""
     site = site_settings_get()
-    interval, count = data["interval"], int(data["interval_count"] or 1)
+    # The plan the charge pays for: a change scheduled for that date (billing.services.reminders) brings
+    # its own price and term; without one, the current plan's.
+    if "charge_interval" in data:
+        interval, count = data["charge_interval"], 1
+    else:
+        interval, count = data["interval"], int(data["interval_count"] or 1)
     return {
-        **_money_context(data),
+        "amount": "" if data["amount"] is None else format_money(int(data["amount"]), data["currency"]),
         # "Your Clay Studio subscription renews …" reads well where "Your your subscription …" would not.
         "offer_name": data["offer_name"] or site.business_name,
+        "changes_to": data.get("changes_to", ""),
         "renews_at": _datetime(data.get("renews_at")),
         "trial_ends_at": _datetime(data.get("trial_ends_at")),
         # The term the charge pays for, in the words of a whole sentence (German inflects around it).

@@ -109,7 +109,7 @@ def _renewals_due(*, site: SiteSettings, now: datetime) -> QuerySet:
         )
         .exclude(interval="")
         .exclude(offer__kind=OfferKind.PAYMENT_PLAN)
-        .select_related("offer")
+        .select_related("offer", "scheduled_offer")
     )
 
 
@@ -122,7 +122,7 @@ def _trials_ending(*, now: datetime) -> QuerySet:
             current_period_end__lte=now + timedelta(days=TRIAL_REMINDER_DAYS),
         )
         .exclude(offer__kind=OfferKind.PAYMENT_PLAN)
-        .select_related("offer")
+        .select_related("offer", "scheduled_offer")
     )
 
 
@@ -176,7 +176,7 @@ def _trial_email(subscription: Subscription) -> OutboundEmail:
 
 
 def _plan_context(subscription: Subscription) -> dict:
-    return {
+    context = {
         "subscription_id": subscription.pk,
         "offer_name": _offer_name(subscription),
         "amount": subscription.amount,
@@ -184,6 +184,26 @@ def _plan_context(subscription: Subscription) -> dict:
         "interval": subscription.interval,
         "interval_count": subscription.interval_count,
     }
+    if _changes_at_the_period_end(subscription):
+        # The charge the reminder announces is the scheduled plan's: saying the current amount would be
+        # untrue (and the notice the law asks for must state what will be charged). `interval` stays the
+        # current term's, which decides whether the reminder is the one the law asks for.
+        scheduled = subscription.scheduled_offer
+        context |= {
+            "changes_to": scheduled.name if scheduled else "",
+            "amount": scheduled.price_amount if scheduled else None,  # a price the portal does not sell
+            "currency": scheduled.currency if scheduled else subscription.currency,
+            "charge_interval": scheduled.interval if scheduled else "",
+        }
+    return context
+
+
+def _changes_at_the_period_end(subscription: Subscription) -> bool:
+    """A plan change scheduled for this renewal (or the trial's end), not for a later one."""
+    if not subscription.has_scheduled_change:
+        return False
+    at = subscription.scheduled_change_at
+    return at is None or at <= subscription.current_period_end + timedelta(minutes=1)
 
 
 def _card_email(card: Card) -> OutboundEmail:

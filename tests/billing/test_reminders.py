@@ -145,6 +145,69 @@ def test_nothing_is_reminded_while_the_payment_processor_is_detached(db):
     assert queued() == []
 
 
+def test_a_change_scheduled_for_the_renewal_is_what_the_reminder_says_will_be_charged(db):
+    """A yearly plan moving to a cheaper monthly one at its renewal: the notice states the charge that will
+    really be made (the new plan's price and term), and still counts as the yearly plan's notice."""
+    studio = OfferFactory(name="Studio yearly", kind="subscription", interval="year", price_amount=12000)
+    lite = OfferFactory(name="Studio lite", kind="subscription", interval="month", price_amount=900, currency="eur")
+    ends = NOW + timedelta(days=20)
+    subscription = yearly(
+        offer=studio,
+        scheduled_offer=lite,
+        scheduled_price_id="price_lite",
+        scheduled_change_at=ends,
+    )
+
+    reminders_queue()
+
+    [email] = queued()
+    assert email.context == {
+        "subscription_id": subscription.pk,
+        "offer_name": "Studio yearly",
+        "amount": 900,
+        "currency": "eur",
+        "interval": "year",
+        "interval_count": 1,
+        "changes_to": "Studio lite",
+        "charge_interval": "month",
+        "renews_at": "2026-06-30T09:00:00+00:00",
+    }
+    rendered = email_render(customer=subscription.customer, kind=EmailKind.RENEWAL_REMINDER, context=email.context)
+    for body in (rendered.text, rendered.html):
+        assert "€9.00" in body and "for the next month" in body
+        assert "£120.00" not in body and "€120.00" not in body
+    assert "On that date it changes to Studio lite." in rendered.text
+    assert "On that date it changes to <strong>Studio lite</strong>." in rendered.html
+    assert "List-Unsubscribe" not in rendered.headers  # the yearly plan's notice, as before
+
+
+def test_a_change_scheduled_after_this_renewal_leaves_the_reminder_at_the_current_plan(db):
+    lite = OfferFactory(name="Studio lite", kind="subscription", interval="month", price_amount=900)
+    yearly(scheduled_offer=lite, scheduled_price_id="price_lite", scheduled_change_at=NOW + timedelta(days=385))
+
+    reminders_queue()
+
+    [email] = queued()
+    assert email.context["amount"] == 12000
+    assert "changes_to" not in email.context
+
+
+def test_a_change_to_a_price_the_portal_does_not_sell_sends_the_customer_to_the_billing_page(db):
+    """A schedule made in Stripe's dashboard with a price the portal has no offer for: the reminder does
+    not guess an amount."""
+    subscription = yearly(scheduled_price_id="price_from_the_dashboard", scheduled_change_at=None)
+
+    reminders_queue()
+
+    [email] = queued()
+    assert email.context["amount"] is None and email.context["changes_to"] == ""
+    for kind in (EmailKind.RENEWAL_REMINDER, EmailKind.TRIAL_ENDING):
+        rendered = email_render(customer=subscription.customer, kind=kind, context=email.context)
+        for body in (rendered.text, rendered.html):
+            assert "on the plan it is changing to. Its price is shown on your billing page." in body
+            assert "£120.00" not in body and "will then charge" not in body and "we will charge" not in body
+
+
 # --- trials --------------------------------------------------------------------------------------
 
 
@@ -489,7 +552,18 @@ def test_the_reminders_read_in_german_with_sie(db):
         customer=customer, kind=EmailKind.TRIAL_ENDING, context=reminder_context(subscription, interval="month")
     )
     card = email_render(customer=customer, kind=EmailKind.CARD_EXPIRING, context=CARD)
+    changing = email_render(
+        customer=customer,
+        kind=EmailKind.RENEWAL_REMINDER,
+        context=reminder_context(subscription, changes_to="Studio lite", charge_interval="month", amount=900),
+    )
+    unknown = email_render(
+        customer=customer, kind=EmailKind.RENEWAL_REMINDER, context=reminder_context(subscription, amount=None)
+    )
 
+    assert "Wir buchen dann 9,00\N{NO-BREAK SPACE}£ für den nächsten Monat" in changing.text
+    assert "An diesem Tag wechselt es zu Studio lite." in changing.text
+    assert "im Tarif, zu dem es wechselt. Dessen Preis sehen Sie auf Ihrer Abrechnungsseite." in unknown.text
     assert renewal.subject == "Ihr Abonnement Studio verlängert sich am 1. Juli 2026"
     assert "Wir buchen dann 120,00\N{NO-BREAK SPACE}£ für das nächste Jahr von der hinterlegten Karte" in renewal.text
     assert "Abonnement verwalten (dieser Link meldet Sie an):" in renewal.text
@@ -499,7 +573,7 @@ def test_the_reminders_read_in_german_with_sie(db):
     assert card.subject == "Ihre Visa-Karte mit der Endung 4242 läuft bald ab"
     assert "läuft Ende Juli 2026 ab" in card.text
     assert "„Erinnerungen an ablaufende Karten“ eingeschaltet" in card.text
-    for rendered in (renewal, trial, card):
+    for rendered in (renewal, trial, card, changing, unknown):
         text = rendered.text.replace("/cancel/", "")  # "cancel" may only appear in the link
         for english in ("renews", "trial", "expires", "Manage your", "cancel"):
             assert english not in text, english
