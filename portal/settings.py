@@ -245,7 +245,8 @@ if TASKS_ON_RQ:
         }
     }
     # Without django-tasks-rq's job class a worker fails every task ("'Task' object is not callable").
-    RQ = {"JOB_CLASS": "django_tasks_rq.backend.Job"}
+    # Enqueueing shares one Redis connection per process (portal.rq.SharedConnectionQueue).
+    RQ = {"JOB_CLASS": "django_tasks_rq.backend.Job", "QUEUE_CLASS": "portal.rq.SharedConnectionQueue"}
 
 # ---------------------------------------------------------------------------------------------
 # Accounts (django-allauth)

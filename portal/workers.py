@@ -81,15 +81,23 @@ def _db_worker_run(*, worker_id, interval, max_tasks, burst, log_level) -> None:
 
 
 def _rq_worker_run(*, worker_id, interval, max_tasks, burst, log_level) -> None:
-    from django_rq.workers import get_worker
     from rq.logutils import setup_loghandlers
 
     setup_loghandlers(log_level)
-    # A fresh name each start: RQ refuses a name whose registration a killed worker left behind.
-    worker = get_worker(*settings.RQ_QUEUES, name=f"{worker_id}-{time.time_ns()}")
+    worker = rq_worker_get(worker_id)
     worker_preload()
     connections.close_all()  # each job runs in a forked child, which must not share the parent's connection
     worker.work(burst=burst, with_scheduler=True, logging_level=log_level, max_jobs=max_tasks)
+
+
+def rq_worker_get(worker_id: str):
+    """RQ's worker on a Redis client of its own (plain DjangoRQ queues, not the enqueuers' shared client:
+    RQ raises the worker's socket timeout above its blocking dequeue's)."""
+    from django_rq.queues import DjangoRQ
+    from django_rq.workers import get_worker
+
+    # A fresh name each start: RQ refuses a name whose registration a killed worker left behind.
+    return get_worker(*settings.RQ_QUEUES, name=f"{worker_id}-{time.time_ns()}", queue_class=DjangoRQ)
 
 
 def worker_preload() -> None:

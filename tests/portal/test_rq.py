@@ -42,7 +42,7 @@ def rq_queue(settings, redis_port):
     settings.TASKS = {"default": {"BACKEND": "portal.rq.RQBackend"}}
     settings.TASKS_ON_RQ = True
     settings.RQ_QUEUES = {"default": {"URL": f"redis://127.0.0.1:{redis_port}/0"}}
-    settings.RQ = {"JOB_CLASS": "django_tasks_rq.backend.Job"}
+    settings.RQ = {"JOB_CLASS": "django_tasks_rq.backend.Job", "QUEUE_CLASS": "portal.rq.SharedConnectionQueue"}
     queue = django_rq.get_queue("default")
     queue.connection.flushdb()
     yield queue
@@ -50,9 +50,11 @@ def rq_queue(settings, redis_port):
 
 
 def rq_worker(queue):
+    import django_rq
     from rq import SimpleWorker
 
-    return SimpleWorker([queue], connection=queue.connection, job_class=queue.job_class)
+    # On a client of its own, as portal.workers gives the real worker (RQ raises its socket timeout).
+    return SimpleWorker([queue], connection=django_rq.get_connection("default"), job_class=queue.job_class)
 
 
 def run_jobs(queue) -> None:
@@ -89,6 +91,41 @@ def test_a_task_enqueued_on_rq_runs_in_an_rq_worker_and_answers_in_djangos_types
     assert [(r.id, r.status) for r in finished] == [(result.id, TaskResultStatus.SUCCESSFUL)]
     with pytest.raises(TaskResultDoesNotExist):
         email_send.get_result("no-such-result")
+
+
+def test_enqueueing_shares_one_redis_connection_per_process(rq_queue):
+    """django-rq makes a new client for every queue it builds: a TCP connection and handshake for each task
+    a request enqueued (portal.rq.SharedConnectionQueue)."""
+    email_send.enqueue(1)  # the process's client connects once
+    before = connections_received(rq_queue)
+
+    for email_id in range(2, 22):
+        email_send.enqueue(email_id)
+
+    assert connections_received(rq_queue) - before == 0
+    assert rq_queue.count == 21
+
+
+def connections_received(queue) -> int:
+    return queue.connection.info("stats")["total_connections_received"]
+
+
+def test_the_worker_keeps_a_redis_client_of_its_own_so_enqueuers_keep_their_socket_timeout(rq_queue, settings):
+    import django_rq
+
+    from portal.rq import enqueue_connection
+    from portal.workers import rq_worker_get
+
+    settings.RQ_QUEUES = {"default": {"URL": settings.RQ_QUEUES["default"]["URL"] + "?socket_timeout=2"}}
+    email_send.enqueue(1)
+    enqueuers = enqueue_connection(django_rq.get_connection("default"))
+
+    worker = rq_worker_get("test")  # RQ raises its client's socket timeout above its blocking dequeue's
+
+    assert worker.connection is not enqueuers
+    assert worker.connection.connection_pool.connection_kwargs["socket_timeout"] > 2
+    assert enqueuers.connection_pool.connection_kwargs["socket_timeout"] == 2
+    assert email_send.enqueue(2).status == TaskResultStatus.READY
 
 
 def test_an_email_queued_on_commit_is_sent_by_the_rq_worker(rq_queue, django_capture_on_commit_callbacks):
