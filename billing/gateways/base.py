@@ -331,6 +331,11 @@ class PaymentGateway(Protocol):
         self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
     ) -> GatewaySubscription: ...
 
+    def subscription_renewal_preview(self, *, subscription_id: str, schedule_id: str = "") -> GatewayInvoice:
+        """The invoice the next renewal will make, as Stripe works it out: discounts, a schedule's next
+        phase, tax, the customer's credit (previewed through the schedule when one manages the subscription)."""
+        ...
+
     def subscription_schedule_change(
         self, *, subscription_id: str, price_id: str, idempotency_key: str
     ) -> GatewaySchedule: ...

@@ -311,6 +311,26 @@ class FakeGateway:
             lines=lines,
         )
 
+    def subscription_renewal_preview(self, *, subscription_id: str, schedule_id: str = "") -> GatewayInvoice:
+        """The renewal at the current price, or at the schedule's next one when its phase starts then;
+        unlike Stripe, without discounts or tax (the wire tests check those against the stand-in)."""
+        self._record("subscription_renewal_preview", subscription_id=subscription_id, schedule_id=schedule_id)
+        subscription = self.subscription_retrieve(subscription_id=subscription_id)
+        schedule = self.subscription_schedule_retrieve(schedule_id=schedule_id) if schedule_id else None
+        price_id, amount = subscription.price_id, subscription.amount
+        if schedule and schedule.next_price_id and schedule.next_phase_at == subscription.current_period_end:
+            price_id, (amount, _interval) = schedule.next_price_id, self.prices[schedule.next_price_id]
+        return GatewayInvoice(
+            id="upcoming_fake",
+            customer_id=subscription.customer_id,
+            status="draft",
+            amount_paid=0,
+            amount_due=amount,
+            currency=subscription.currency,
+            subscription_id=subscription_id,
+            lines=(GatewayInvoiceLine(price_id=price_id, amount=amount),),
+        )
+
     def subscription_price_change(
         self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
     ) -> GatewaySubscription:

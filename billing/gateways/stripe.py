@@ -681,6 +681,14 @@ class StripeGateway:
         }
         return map_invoice(self._call("invoice_create_preview", lambda: v1.invoices.create_preview(params=params)))
 
+    def subscription_renewal_preview(self, *, subscription_id: str, schedule_id: str = "") -> GatewayInvoice:
+        v1 = self.client.v1
+        # `schedule` and `subscription` exclude each other; a schedule's preview includes its next phase.
+        params: InvoiceCreatePreviewParams = (
+            {"schedule": schedule_id} if schedule_id else {"subscription": subscription_id}
+        )
+        return map_invoice(self._call("invoice_create_preview", lambda: v1.invoices.create_preview(params=params)))
+
     def subscription_price_change(
         self, *, subscription_id: str, item_id: str, price_id: str, proration_date: datetime, idempotency_key: str
     ) -> GatewaySubscription:

@@ -35,6 +35,7 @@ from portal.outbox import emails_queue
 from portal.selectors import site_settings_get
 from purchases.models import OfferKind
 
+from ..gateways.base import PaymentError, get_gateway
 from ..models import LIVE_STATUSES, Card, Subscription, SubscriptionStatus
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ def reminders_queue(*, now: datetime | None = None, batch_size: int = REMINDER_B
         # The business bills directly for now: the pages the reminders link to are hidden.
         return {str(kind): 0 for kind in REMINDER_KINDS}
     counts = {
-        EmailKind.RENEWAL_REMINDER: _queue_all(_renewals_due(site=site, now=now), _renewal_email, batch_size),
-        EmailKind.TRIAL_ENDING: _queue_all(_trials_ending(now=now), _trial_email, batch_size),
+        EmailKind.RENEWAL_REMINDER: _queue_all(
+            _renewals_due(site=site, now=now), _renewal_email, batch_size, charges_previewed=True
+        ),
+        EmailKind.TRIAL_ENDING: _queue_all(_trials_ending(now=now), _trial_email, batch_size, charges_previewed=True),
         EmailKind.CARD_EXPIRING: _queue_all(_cards_expiring(now=now), _card_email, batch_size),
     }
     if any(counts.values()):
@@ -71,12 +74,41 @@ def reminders_queue(*, now: datetime | None = None, batch_size: int = REMINDER_B
     return {str(kind): count for kind, count in counts.items()}
 
 
-def _queue_all(rows: QuerySet, make_email, batch_size: int) -> int:
+def _queue_all(rows: QuerySet, make_email, batch_size: int, *, charges_previewed: bool = False) -> int:
     queued = 0
     for batch in _batches(rows, batch_size):
+        emails = [make_email(row) for row in batch]
+        if charges_previewed:
+            _charges_preview(batch, emails)  # Stripe's calls, outside the transaction
         with transaction.atomic():  # each batch's emails go to the sending task when it commits
-            queued += emails_queue(emails=[make_email(row) for row in batch])
+            queued += emails_queue(emails=emails)
     return queued
+
+
+def _charges_preview(subscriptions: list[Subscription], emails: list[OutboundEmail]) -> None:
+    """Put in each new reminder the amount Stripe will charge, from its preview of the renewal's invoice:
+    the mirror knows the plan's price, not a retention offer's discount, tax or the customer's credit.
+    When Stripe cannot answer, the reminder keeps the mirror's figure (the plan's price, or the scheduled
+    plan's) and a warning is logged: a notice the law asks for goes out on time rather than not at all."""
+    sent_before = set(
+        OutboundEmail.objects.filter(key__in=[email.key for email in emails]).values_list("key", flat=True)
+    )
+    gateway = get_gateway()
+    for subscription, email in zip(subscriptions, emails, strict=True):
+        if email.key in sent_before:
+            continue
+        try:
+            invoice = gateway.subscription_renewal_preview(
+                subscription_id=subscription.stripe_subscription_id, schedule_id=subscription.stripe_schedule_id
+            )
+        except PaymentError as error:
+            logger.warning(
+                "reminders: Stripe did not preview the renewal of %s (%s); the reminder states the plan's price",
+                subscription.stripe_subscription_id,
+                error,
+            )
+            continue
+        email.context |= {"amount": invoice.amount_due, "currency": invoice.currency}
 
 
 def _batches(rows: QuerySet, size: int) -> Iterator[list]:

@@ -329,6 +329,15 @@ def test_a_change_to_a_yearly_price_is_previewed_then_made_with_its_proration_pa
     assert (changed.price_id, changed.amount, changed.interval) == (yearly, 15000, "year")
 
 
+def test_the_renewal_is_previewed_for_the_demos_reminders(stripe_gateway):
+    _, subscription = subscribed(stripe_gateway, amount=1500)
+
+    preview = stripe_gateway.subscription_renewal_preview(subscription_id=subscription.id)
+
+    assert (preview.amount_due, preview.currency) == (1500, "gbp")
+    assert subscription.price_id in preview.price_ids
+
+
 def test_a_cancellation_keeps_its_reason_and_a_coupon_is_redeemed_beside_the_discounts_there(stripe_gateway):
     _, subscription = subscribed(stripe_gateway)
     coupon = f"STAY{uuid.uuid4().hex[:8]}"

@@ -2110,12 +2110,86 @@ class StripeStandin:
         return invoice
 
     def _invoice_create_preview(self, params: dict) -> dict:
-        self._only(params, "subscription subscription_details")
+        self._only(params, "subscription subscription_details schedule")
+        if params.get("schedule"):
+            if params.get("subscription") or params.get("subscription_details"):
+                raise StripeApiError(
+                    400, "You may only specify one of these parameters: schedule, subscription.", param="schedule"
+                )
+            schedule = self._get(params["schedule"], "subscription_schedule", param="schedule")
+            return self._renewal_preview(self._get(schedule["subscription"], "subscription"), schedule)
         subscription = self._get(params.get("subscription"), "subscription", param="subscription")
+        if "subscription_details" not in params:
+            return self._renewal_preview(subscription, None)
         details = params.get("subscription_details") or {}
         self._only(details, "items proration_behavior proration_date", prefix="subscription_details")
         change = self._price_change(subscription, details, prefix="subscription_details")
         return self._price_change_invoice(subscription, change, preview=True)
+
+    def _renewal_preview(self, subscription: dict, schedule: dict | None) -> dict:
+        """The invoice the next renewal makes (never stored, never numbered): each item at its price, or at the
+        schedule's next phase's when that phase starts with the new period, less the subscription's discounts
+        whose coupons still apply then (a `once` coupon paid only the first invoice; a `repeating` one lasts its
+        months from the redemption)."""
+        if subscription["status"] == "canceled":
+            raise StripeApiError(
+                404, f"No upcoming invoices for customer: {subscription['customer']}", code="invoice_upcoming_none"
+            )
+        renewing = copy.deepcopy(subscription)
+        rows = renewing["items"]["data"]
+        period_start = rows[0]["current_period_end"]
+        following = (
+            [p for p in schedule["phases"] if p["start_date"] >= schedule["current_phase"]["end_date"]]
+            if schedule and schedule.get("current_phase")
+            else []
+        )
+        if following and following[0]["start_date"] <= period_start:
+            for row, item in zip(rows, following[0]["items"], strict=False):
+                row.update(price=self._price_of(item["price"], "price"), quantity=item["quantity"])
+        for row in rows:
+            row.update(
+                current_period_start=period_start,
+                current_period_end=_period_end(period_start, row["price"]["recurring"]),
+            )
+        customer = self.objects[subscription["customer"]]
+        invoice = self._invoice_for(renewing, billing_reason="subscription_cycle")
+        del self.objects[invoice["id"]]
+        customer["next_invoice_sequence"] -= 1
+        total = invoice["total"]
+        discounted = []
+        for discount_id in subscription.get("discounts") or []:
+            coupon = self.objects[self.objects[discount_id]["source"]["coupon"]]
+            start = self.objects[discount_id]["start"]
+            if coupon["duration"] == "once" or (
+                coupon["duration"] == "repeating"
+                and _period_end(start, {"interval": "month", "interval_count": coupon["duration_in_months"]})
+                <= period_start
+            ):
+                continue
+            off = round(total * coupon["percent_off"] / 100) if coupon["percent_off"] else coupon["amount_off"]
+            off = min(off, total)
+            total -= off
+            discounted.append({"amount": off, "discount": discount_id})
+        due = max(total - max(-(customer.get("balance") or 0), 0), 0)
+        invoice.update(
+            id=f"upcoming_{invoice['id']}",
+            status="draft",
+            number=None,
+            hosted_invoice_url=None,
+            invoice_pdf=None,
+            discounts=[d["discount"] for d in discounted],
+            total_discount_amounts=discounted,
+            total=total,
+            total_excluding_tax=total,
+            amount_due=due,
+            amount_remaining=due,
+            period_start=period_start,
+            period_end=period_start,
+        )
+        invoice["status_transitions"]["finalized_at"] = None
+        for line in invoice["lines"]["data"]:
+            line["invoice"] = invoice["id"]
+        return invoice
 
     def _price_change_apply(self, subscription: dict, change: dict) -> None:
         """Move the item to its new price; invoice and collect the prorations now when asked (or the cycle moved)."""
