@@ -2097,17 +2097,18 @@ class StripeStandin:
             ending_balance=(customer.get("balance") or 0) + min(total, 0),
         )
         if preview:
-            invoice.update(
-                id=f"upcoming_{invoice['id']}",
-                status="draft",
-                number=None,
-                hosted_invoice_url=None,
-                invoice_pdf=None,
-            )
-            invoice["status_transitions"]["finalized_at"] = None
-            for line in lines:
-                line["invoice"] = invoice["id"]
+            self._as_preview(invoice)
         return invoice
+
+    @staticmethod
+    def _as_preview(invoice: dict) -> None:
+        """What a previewed invoice is that a made one is not: a draft, never numbered, nowhere to see or pay."""
+        invoice.update(
+            id=f"upcoming_{invoice['id']}", status="draft", number=None, hosted_invoice_url=None, invoice_pdf=None
+        )
+        invoice["status_transitions"]["finalized_at"] = None
+        for line in invoice["lines"]["data"]:
+            line["invoice"] = invoice["id"]
 
     def _invoice_create_preview(self, params: dict) -> dict:
         self._only(params, "subscription subscription_details schedule")
@@ -2172,11 +2173,6 @@ class StripeStandin:
             discounted.append({"amount": off, "discount": discount_id})
         due = max(total - max(-(customer.get("balance") or 0), 0), 0)
         invoice.update(
-            id=f"upcoming_{invoice['id']}",
-            status="draft",
-            number=None,
-            hosted_invoice_url=None,
-            invoice_pdf=None,
             discounts=[d["discount"] for d in discounted],
             total_discount_amounts=discounted,
             total=total,
@@ -2186,9 +2182,7 @@ class StripeStandin:
             period_start=period_start,
             period_end=period_start,
         )
-        invoice["status_transitions"]["finalized_at"] = None
-        for line in invoice["lines"]["data"]:
-            line["invoice"] = invoice["id"]
+        self._as_preview(invoice)
         return invoice
 
     def _price_change_apply(self, subscription: dict, change: dict) -> None:
