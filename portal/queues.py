@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 HEARTBEAT_KEY = "portal:worker:heartbeat"
 HEARTBEAT_PENDING_KEY = "portal:worker:heartbeat-pending"
@@ -73,7 +74,8 @@ def _rq_backend_stats() -> QueueStats:
     return QueueStats(depth=depth, oldest_age_seconds=age)
 
 
-# Task backend import path → its statistics function.
+# Task backend class (import path) → its statistics function; a subclass (portal.rq.RQBackend, what
+# TASKS_BACKEND=rq configures) has its base's.
 QUEUE_STATS: dict[str, Callable[[], QueueStats]] = {
     "django_tasks_db.DatabaseBackend": _database_backend_stats,
     "django_tasks_rq.RQBackend": _rq_backend_stats,
@@ -82,8 +84,13 @@ QUEUE_STATS: dict[str, Callable[[], QueueStats]] = {
 
 def queue_stats() -> QueueStats | None:
     """The default task backend's queue statistics, or None when it has no statistics function."""
-    stats = QUEUE_STATS.get(settings.TASKS["default"]["BACKEND"])
-    return stats() if stats is not None else None
+    from django.tasks import task_backends
+
+    backend = task_backends["default"]
+    for path, stats in QUEUE_STATS.items():
+        if isinstance(backend, import_string(path)):
+            return stats()
+    return None
 
 
 # --- Worker heartbeat --------------------------------------------------------------------------

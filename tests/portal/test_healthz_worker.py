@@ -172,7 +172,8 @@ def rq_backend(settings):
     import django_rq
 
     settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:6379/4", "DEFAULT_TIMEOUT": 60}}
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+    # The backend TASKS_BACKEND=rq configures (a subclass of django-tasks-rq's).
+    settings.TASKS = {"default": {"BACKEND": settings.TASKS_BACKEND_ALIASES["rq"]}}
     queue = django_rq.get_queue("default")
     queue.empty()
     yield queue
