@@ -84,7 +84,12 @@ def enqueue_connection(connection: Redis) -> Redis:
     except TypeError:  # options that are objects (a credential provider, a retry policy): not shared
         return connection
     with _clients_lock:
-        return _clients.setdefault(key, connection)
+        shared = _clients.get(key)
+        # An RQ worker built on a queue of this class (django-rq's workers pages in admin, a plain
+        # `rqworker`) raises its client's socket timeout in place: that client is the shared one no more.
+        if shared is None or shared.connection_pool.connection_kwargs != pool.connection_kwargs:
+            _clients[key] = shared = connection
+        return shared
 
 
 def _relay(django_signal):

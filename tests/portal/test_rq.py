@@ -128,6 +128,21 @@ def test_the_worker_keeps_a_redis_client_of_its_own_so_enqueuers_keep_their_sock
     assert email_send.enqueue(2).status == TaskResultStatus.READY
 
 
+def test_a_worker_built_on_the_shared_client_does_not_leave_enqueuers_its_long_socket_timeout(rq_queue, settings):
+    """django-rq's workers pages in admin build RQ workers on queues of the configured class; RQ raises the
+    socket timeout of a worker's client in place."""
+    import django_rq
+    from rq import Worker
+
+    settings.RQ_QUEUES = {"default": {"URL": settings.RQ_QUEUES["default"]["URL"] + "?socket_timeout=2"}}
+    queue = django_rq.get_queue("default")
+    Worker([queue], connection=queue.connection)
+    assert queue.connection.connection_pool.connection_kwargs["socket_timeout"] > 2  # what RQ did
+
+    assert django_rq.get_queue("default").connection.connection_pool.connection_kwargs["socket_timeout"] == 2
+    assert email_send.enqueue(1).status == TaskResultStatus.READY
+
+
 def test_an_email_queued_on_commit_is_sent_by_the_rq_worker(rq_queue, django_capture_on_commit_callbacks):
     email = queued_email(django_capture_on_commit_callbacks)
 
