@@ -178,8 +178,9 @@ def email_category(*, kind: str, context: dict) -> EmailCategory | None:
 
     A yearly plan's renewal reminder is the notice automatic-renewal laws ask for, so no preference
     stops it; the reminders of shorter plans are a courtesy the customer may turn off."""
-    if kind == EmailKind.RENEWAL_REMINDER and renews_yearly(
-        interval=context.get("interval", ""), interval_count=int(context.get("interval_count") or 1)
+    if kind == EmailKind.RENEWAL_REMINDER and (
+        renews_yearly(interval=context.get("interval", ""), interval_count=int(context.get("interval_count") or 1))
+        or context.get("charge_interval") == "year"  # a monthly plan becoming a yearly one at this renewal
     ):
         return None
     return CATEGORY_OF_KIND.get(kind)
@@ -372,7 +373,8 @@ def _reminder_context(customer: Customer, data: dict) -> dict:
         "amount": "" if data["amount"] is None else format_money(int(data["amount"]), data["currency"]),
         # "Your Clay Studio subscription renews …" reads well where "Your your subscription …" would not.
         "offer_name": data["offer_name"] or site.business_name,
-        "changes_to": data.get("changes_to", ""),
+        # A scheduled plan the portal does not sell has no name here.
+        "changes_to": (data["changes_to"] or gettext("another plan")) if "changes_to" in data else "",
         "renews_at": _datetime(data.get("renews_at")),
         "trial_ends_at": _datetime(data.get("trial_ends_at")),
         # The term the charge pays for, in the words of a whole sentence (German inflects around it).

@@ -23,7 +23,9 @@ business bills directly then, and the billing pages the reminders link to are hi
 """
 
 import logging
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
@@ -45,6 +47,10 @@ REMINDER_KINDS = (EmailKind.RENEWAL_REMINDER, EmailKind.TRIAL_ENDING, EmailKind.
 # Rows read and emails inserted per transaction: the queries of a run grow with the batches, never
 # with the customers in one.
 REMINDER_BATCH_SIZE = 500
+# Seconds a run may spend asking Stripe for renewal previews; the reminders left then keep the mirror's
+# figure. A slow Stripe (each call may take its retries) must not hold the run past its task's time limit
+# (RQ's 300 s), which would queue nothing of the batch in hand and nothing after it.
+PREVIEW_BUDGET_SECONDS = 120
 
 
 def renews_yearly(*, interval: str, interval_count: int) -> bool:
@@ -62,30 +68,41 @@ def reminders_queue(*, now: datetime | None = None, batch_size: int = REMINDER_B
     if not site.processor_attached:
         # The business bills directly for now: the pages the reminders link to are hidden.
         return {str(kind): 0 for kind in REMINDER_KINDS}
+    previews = _PreviewBudget(time.monotonic() + PREVIEW_BUDGET_SECONDS)
     counts = {
-        EmailKind.RENEWAL_REMINDER: _queue_all(
-            _renewals_due(site=site, now=now), _renewal_email, batch_size, charges_previewed=True
-        ),
-        EmailKind.TRIAL_ENDING: _queue_all(_trials_ending(now=now), _trial_email, batch_size, charges_previewed=True),
+        EmailKind.RENEWAL_REMINDER: _queue_all(_renewals_due(site=site, now=now), _renewal_email, batch_size, previews),
+        EmailKind.TRIAL_ENDING: _queue_all(_trials_ending(now=now), _trial_email, batch_size, previews),
         EmailKind.CARD_EXPIRING: _queue_all(_cards_expiring(now=now), _card_email, batch_size),
     }
+    if previews.skipped:
+        logger.warning(
+            "reminders: %s reminder(s) state the plan's price: Stripe's previews took the run's %s s",
+            previews.skipped,
+            PREVIEW_BUDGET_SECONDS,
+        )
     if any(counts.values()):
         logger.info("reminders queued: %s", ", ".join(f"{count} {kind}" for kind, count in counts.items()))
     return {str(kind): count for kind, count in counts.items()}
 
 
-def _queue_all(rows: QuerySet, make_email, batch_size: int, *, charges_previewed: bool = False) -> int:
+@dataclass
+class _PreviewBudget:
+    deadline: float  # time.monotonic()
+    skipped: int = 0
+
+
+def _queue_all(rows: QuerySet, make_email, batch_size: int, previews: _PreviewBudget | None = None) -> int:
     queued = 0
     for batch in _batches(rows, batch_size):
         emails = [make_email(row) for row in batch]
-        if charges_previewed:
-            _charges_preview(batch, emails)  # Stripe's calls, outside the transaction
+        if previews is not None:
+            _charges_preview(batch, emails, previews)  # Stripe's calls, outside the transaction
         with transaction.atomic():  # each batch's emails go to the sending task when it commits
             queued += emails_queue(emails=emails)
     return queued
 
 
-def _charges_preview(subscriptions: list[Subscription], emails: list[OutboundEmail]) -> None:
+def _charges_preview(subscriptions: list[Subscription], emails: list[OutboundEmail], budget: _PreviewBudget) -> None:
     """Put in each new reminder the amount Stripe will charge, from its preview of the renewal's invoice:
     the mirror knows the plan's price, not a retention offer's discount, tax or the customer's credit.
     When Stripe cannot answer, the reminder keeps the mirror's figure (the plan's price, or the scheduled
@@ -96,6 +113,9 @@ def _charges_preview(subscriptions: list[Subscription], emails: list[OutboundEma
     gateway = get_gateway()
     for subscription, email in zip(subscriptions, emails, strict=True):
         if email.key in sent_before:
+            continue
+        if time.monotonic() > budget.deadline:
+            budget.skipped += 1
             continue
         try:
             invoice = gateway.subscription_renewal_preview(
@@ -130,8 +150,16 @@ def _will_renew() -> Q:
     )
 
 
+# A plan scheduled to become a yearly one at this renewal: that renewal charges for a year.
+_BECOMING_YEARLY = (
+    Q(scheduled_offer__interval="year")
+    & ~Q(scheduled_price_id="")
+    & (Q(scheduled_change_at__isnull=True) | Q(scheduled_change_at__lte=F("current_period_end") + timedelta(minutes=1)))
+)
+
+
 def _renewals_due(*, site: SiteSettings, now: datetime) -> QuerySet:
-    windows = _YEARLY & Q(current_period_end__lte=now + timedelta(days=site.renewal_reminder_days))
+    windows = (_YEARLY | _BECOMING_YEARLY) & Q(current_period_end__lte=now + timedelta(days=site.renewal_reminder_days))
     if site.monthly_renewal_reminders_enabled:
         shorter = ~_YEARLY & Q(current_period_end__lte=now + timedelta(days=site.monthly_renewal_reminder_days))
         windows |= shorter

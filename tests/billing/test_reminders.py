@@ -208,6 +208,26 @@ def test_a_change_to_a_price_the_portal_does_not_sell_sends_the_customer_to_the_
             assert "£120.00" not in body and "will then charge" not in body and "we will charge" not in body
 
 
+def test_a_monthly_plan_becoming_a_yearly_one_at_the_renewal_gets_the_yearly_notice(db):
+    """The renewal charges for a year: the notice the law asks for, whatever the monthly reminders setting."""
+    yearly_offer = OfferFactory(name="Studio yearly", kind="subscription", interval="year", price_amount=12000)
+    subscription = monthly(
+        current_period_end=NOW + timedelta(days=20),
+        scheduled_offer=yearly_offer,
+        scheduled_price_id="price_yearly",
+        scheduled_change_at=NOW + timedelta(days=20),
+    )
+    monthly(current_period_end=NOW + timedelta(days=20))  # monthly reminders are off: none for this one
+
+    reminders_queue()
+
+    [email] = queued()
+    assert email.key.startswith(f"renewal_reminder:{subscription.stripe_subscription_id}:")
+    rendered = email_render(customer=subscription.customer, kind=EmailKind.RENEWAL_REMINDER, context=email.context)
+    assert "£120.00 for the next year" in rendered.text
+    assert "List-Unsubscribe" not in rendered.headers
+
+
 # --- trials --------------------------------------------------------------------------------------
 
 
@@ -561,6 +581,12 @@ def test_the_reminders_read_in_german_with_sie(db):
         customer=customer, kind=EmailKind.RENEWAL_REMINDER, context=reminder_context(subscription, amount=None)
     )
 
+    unnamed = email_render(
+        customer=customer,
+        kind=EmailKind.RENEWAL_REMINDER,
+        context=reminder_context(subscription, changes_to="", charge_interval="month", amount=900),
+    )
+    assert "An diesem Tag wechselt es zu einem anderen Tarif." in unnamed.text
     assert "Wir buchen dann 9,00\N{NO-BREAK SPACE}£ für den nächsten Monat" in changing.text
     assert "An diesem Tag wechselt es zu Studio lite." in changing.text
     assert "im Tarif, zu dem es wechselt. Dessen Preis sehen Sie auf Ihrer Abrechnungsseite." in unknown.text

@@ -91,3 +91,16 @@ def test_the_stand_in_applies_a_repeating_coupon_only_while_its_months_last(stan
     invoice = get_gateway().subscription_renewal_preview(subscription_id=subscription_id)
 
     assert invoice.amount_due == 1500
+
+
+def test_once_the_runs_time_for_previews_is_spent_the_rest_keep_the_plans_price(
+    membership, standin, caplog, monkeypatch
+):
+    """A slow Stripe must not hold the daily run past its task's time limit (which would queue nothing)."""
+    monkeypatch.setattr("billing.services.reminders.PREVIEW_BUDGET_SECONDS", -1)
+
+    [email] = reminders_before_the_renewal(membership)
+
+    assert email.context["amount"] == 1500
+    assert previews(standin) == []
+    assert "1 reminder(s) state the plan's price: Stripe's previews took the run's -1 s" in caplog.text
