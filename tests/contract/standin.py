@@ -2129,9 +2129,10 @@ class StripeStandin:
 
     def _renewal_preview(self, subscription: dict, schedule: dict | None) -> dict:
         """The invoice the next renewal makes (never stored, never numbered): each item at its price, or at the
-        schedule's next phase's when that phase starts with the new period, less the subscription's discounts
-        whose coupons still apply then (a `once` coupon paid only the first invoice; a `repeating` one lasts its
-        months from the redemption)."""
+        schedule's next phase's when that phase starts with the new period (with the phase's discounts, which
+        replace the subscription's then), less the discounts whose coupons still apply: a `once` coupon on the
+        first invoice after its redemption only, a `repeating` one for its months from the redemption. The
+        customer's balance is then applied (credit is negative), as `starting_balance`."""
         if subscription["status"] == "canceled":
             raise StripeApiError(
                 404, f"No upcoming invoices for customer: {subscription['customer']}", code="invoice_upcoming_none"
@@ -2144,9 +2145,25 @@ class StripeStandin:
             if schedule and schedule.get("current_phase")
             else []
         )
+        # (discount id or None for a coupon the phase redeems, coupon, redeemed at)
+        discounts = [
+            (d, self.objects[self.objects[d]["source"]["coupon"]], self.objects[d]["start"])
+            for d in subscription.get("discounts") or []
+        ]
         if following and following[0]["start_date"] <= period_start:
-            for row, item in zip(rows, following[0]["items"], strict=False):
+            phase = following[0]
+            for row, item in zip(rows, phase["items"], strict=False):
                 row.update(price=self._price_of(item["price"], "price"), quantity=item["quantity"])
+            discounts = [
+                (
+                    entry["discount"],
+                    self.objects[self.objects[entry["discount"]]["source"]["coupon"]],
+                    self.objects[entry["discount"]]["start"],
+                )
+                if entry.get("discount")
+                else (None, self.objects[entry["coupon"]], phase["start_date"])
+                for entry in phase.get("discounts") or []
+            ]
         for row in rows:
             row.update(
                 current_period_start=period_start,
@@ -2156,12 +2173,18 @@ class StripeStandin:
         invoice = self._invoice_for(renewing, billing_reason="subscription_cycle")
         del self.objects[invoice["id"]]
         customer["next_invoice_sequence"] -= 1
+        invoiced_since = [
+            o["created"]
+            for o in self.objects.values()
+            if o["object"] == "invoice"
+            and ((o.get("parent") or {}).get("subscription_details") or {}).get("subscription") == subscription["id"]
+        ]
         total = invoice["total"]
         discounted = []
-        for discount_id in subscription.get("discounts") or []:
-            coupon = self.objects[self.objects[discount_id]["source"]["coupon"]]
-            start = self.objects[discount_id]["start"]
-            if coupon["duration"] == "once" or (
+        for discount_id, coupon, start in discounts:
+            if coupon["duration"] == "once" and any(created > start for created in invoiced_since):
+                continue
+            if (
                 coupon["duration"] == "repeating"
                 and _period_end(start, {"interval": "month", "interval_count": coupon["duration_in_months"]})
                 <= period_start
@@ -2171,14 +2194,17 @@ class StripeStandin:
             off = min(off, total)
             total -= off
             discounted.append({"amount": off, "discount": discount_id})
-        due = max(total - max(-(customer.get("balance") or 0), 0), 0)
+        balance = customer.get("balance") or 0
+        due = max(total + balance, 0)
         invoice.update(
-            discounts=[d["discount"] for d in discounted],
+            discounts=[d["discount"] for d in discounted if d["discount"]],
             total_discount_amounts=discounted,
             total=total,
             total_excluding_tax=total,
             amount_due=due,
             amount_remaining=due,
+            starting_balance=balance,
+            ending_balance=min(total + balance, 0),
             period_start=period_start,
             period_end=period_start,
         )

@@ -104,3 +104,19 @@ def test_once_the_runs_time_for_previews_is_spent_the_rest_keep_the_plans_price(
     assert email.context["amount"] == 1500
     assert previews(standin) == []
     assert "1 reminder(s) state the plan's price: Stripe's previews took the run's -1 s" in caplog.text
+
+
+def test_the_stand_in_applies_a_once_coupon_redeemed_since_the_last_invoice_and_the_customers_credit(
+    standin, standin_gateway, customer
+):
+    stripe_customer, subscription_id, _ = subscribe(standin, customer)
+    standin.coupon_create("welcome-back", percent_off=20)
+    standin.objects["welcome-back"].update(duration="once", duration_in_months=None)
+    get_gateway().subscription_coupon_add(
+        subscription_id=subscription_id, coupon_id="welcome-back", idempotency_key="once-test"
+    )
+    standin.objects[stripe_customer]["balance"] = -500  # £5 of credit
+
+    invoice = get_gateway().subscription_renewal_preview(subscription_id=subscription_id)
+
+    assert invoice.amount_due == 1500 - 300 - 500
