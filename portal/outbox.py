@@ -59,25 +59,30 @@ def email_queue(*, customer, kind: str, key: str, context: dict | None = None) -
     return _email_create(OutboundEmail(customer=customer, kind=kind, key=key, context=context))
 
 
-def emails_queue(*, emails: list[OutboundEmail]) -> int:
-    """Queue many unsaved emails at once (scheduled reminders): one query finds the keys seen before, one
-    insert records the rest, each is sent after the current transaction commits. Return how many were new.
-
-    A run that raced another one to the same keys falls back to one insert per email, so that each key
-    is still queued once, by whichever run inserts it first.
-    """
-    for email in emails:
-        _email_check(email.kind, email.context)
+def emails_unqueued(emails: list[OutboundEmail]) -> list[OutboundEmail]:
+    """The unsaved emails whose keys were not queued before (one query): what `emails_queue` is for."""
     fresh = {email.key: email for email in emails}
     for key in OutboundEmail.objects.filter(key__in=list(fresh)).values_list("key", flat=True):
         del fresh[key]
-    if not fresh:
+    return list(fresh.values())
+
+
+def emails_queue(*, emails: list[OutboundEmail]) -> int:
+    """Queue many unsaved emails at once (scheduled reminders, found new by `emails_unqueued`): one insert
+    records them, each is sent after the current transaction commits. Return how many were new.
+
+    A run that raced another one to the same keys (or a key queued before) falls back to one insert per
+    email, so that each key is still queued once, by whichever run inserts it first.
+    """
+    for email in emails:
+        _email_check(email.kind, email.context)
+    if not emails:
         return 0
     try:
         with transaction.atomic():
-            created = OutboundEmail.objects.bulk_create(fresh.values())
+            created = OutboundEmail.objects.bulk_create(emails)
     except IntegrityError:
-        return sum(_email_create(email) for email in fresh.values())
+        return sum(_email_create(email) for email in emails)
     for email in created:
         _email_announce(email.pk)
     return len(created)

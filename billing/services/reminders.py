@@ -27,13 +27,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from portal.models import EmailKind, OutboundEmail, SiteSettings
-from portal.outbox import emails_queue
+from portal.outbox import emails_queue, emails_unqueued
 from portal.selectors import site_settings_get
 from purchases.models import OfferKind
 
@@ -94,26 +95,23 @@ class _PreviewBudget:
 def _queue_all(rows: QuerySet, make_email, batch_size: int, previews: _PreviewBudget | None = None) -> int:
     queued = 0
     for batch in _batches(rows, batch_size):
-        emails = [make_email(row) for row in batch]
+        made = [(row, make_email(row)) for row in batch]
+        fresh = {email.key for email in emails_unqueued([email for _, email in made])}
+        made = [(row, email) for row, email in made if email.key in fresh]
         if previews is not None:
-            _charges_preview(batch, emails, previews)  # Stripe's calls, outside the transaction
+            _charges_preview(made, previews)  # Stripe's calls, outside the transaction
         with transaction.atomic():  # each batch's emails go to the sending task when it commits
-            queued += emails_queue(emails=emails)
+            queued += emails_queue(emails=[email for _, email in made])
     return queued
 
 
-def _charges_preview(subscriptions: list[Subscription], emails: list[OutboundEmail], budget: _PreviewBudget) -> None:
+def _charges_preview(made: list[tuple[Subscription, OutboundEmail]], budget: _PreviewBudget) -> None:
     """Put in each new reminder the amount Stripe will charge, from its preview of the renewal's invoice:
     the mirror knows the plan's price, not a retention offer's discount, tax or the customer's credit.
     When Stripe cannot answer, the reminder keeps the mirror's figure (the plan's price, or the scheduled
     plan's) and a warning is logged: a notice the law asks for goes out on time rather than not at all."""
-    sent_before = set(
-        OutboundEmail.objects.filter(key__in=[email.key for email in emails]).values_list("key", flat=True)
-    )
     gateway = get_gateway()
-    for subscription, email in zip(subscriptions, emails, strict=True):
-        if email.key in sent_before:
-            continue
+    for subscription, email in made:
         if time.monotonic() > budget.deadline:
             budget.skipped += 1
             continue
@@ -150,11 +148,14 @@ def _will_renew() -> Q:
     )
 
 
+# A change scheduled no later than this after the period's end takes effect at that renewal (the
+# schedule's phase starts the same second; the slack keeps a rounding from deciding it).
+AT_THE_RENEWAL = timedelta(minutes=1)
 # A plan scheduled to become a yearly one at this renewal: that renewal charges for a year.
 _BECOMING_YEARLY = (
     Q(scheduled_offer__interval="year")
     & ~Q(scheduled_price_id="")
-    & (Q(scheduled_change_at__isnull=True) | Q(scheduled_change_at__lte=F("current_period_end") + timedelta(minutes=1)))
+    & (Q(scheduled_change_at__isnull=True) | Q(scheduled_change_at__lte=F("current_period_end") + AT_THE_RENEWAL))
 )
 
 
@@ -215,24 +216,19 @@ def _offer_name(subscription: Subscription) -> str:
     return subscription.offer.name if subscription.offer else ""  # the email says "your subscription"
 
 
-def _renewal_email(subscription: Subscription) -> OutboundEmail:
+def _subscription_email(kind: EmailKind, date_field: str, subscription: Subscription) -> OutboundEmail:
+    """A renewal or trial reminder, keyed by its subscription and the period end it is about."""
     ends = subscription.current_period_end
     return OutboundEmail(
         customer_id=subscription.customer_id,
-        kind=EmailKind.RENEWAL_REMINDER,
-        key=f"renewal_reminder:{subscription.stripe_subscription_id}:{ends.date().isoformat()}",
-        context={**_plan_context(subscription), "renews_at": ends.isoformat()},
+        kind=kind,
+        key=f"{kind}:{subscription.stripe_subscription_id}:{ends.date().isoformat()}",
+        context={**_plan_context(subscription), date_field: ends.isoformat()},
     )
 
 
-def _trial_email(subscription: Subscription) -> OutboundEmail:
-    ends = subscription.current_period_end
-    return OutboundEmail(
-        customer_id=subscription.customer_id,
-        kind=EmailKind.TRIAL_ENDING,
-        key=f"trial_ending:{subscription.stripe_subscription_id}:{ends.date().isoformat()}",
-        context={**_plan_context(subscription), "trial_ends_at": ends.isoformat()},
-    )
+_renewal_email = partial(_subscription_email, EmailKind.RENEWAL_REMINDER, "renews_at")
+_trial_email = partial(_subscription_email, EmailKind.TRIAL_ENDING, "trial_ends_at")
 
 
 def _plan_context(subscription: Subscription) -> dict:
@@ -263,7 +259,7 @@ def _changes_at_the_period_end(subscription: Subscription) -> bool:
     if not subscription.has_scheduled_change:
         return False
     at = subscription.scheduled_change_at
-    return at is None or at <= subscription.current_period_end + timedelta(minutes=1)
+    return at is None or at <= subscription.current_period_end + AT_THE_RENEWAL
 
 
 def _card_email(card: Card) -> OutboundEmail:
