@@ -1,4 +1,3 @@
-import functools
 import logging
 import re
 import uuid
@@ -17,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts.services import customer_get_or_create
+from portal.fragments import stored_values
 from portal.selectors import site_settings_for_request, site_settings_get
 from purchases.money import format_money
 
@@ -91,23 +91,10 @@ def _customer_object(getter, **kwargs):
         raise Http404 from None
 
 
-@functools.cache
-def _stored_fields(model) -> tuple[str, ...]:
-    return tuple(field.attname for field in model._meta.concrete_fields)
-
-
-def _stored(instance) -> tuple | None:
-    """Every stored value of a row, for a {% cache %} key: any change to the row (a save, an update(), a
-    column added later) is a new key, so nothing needs clearing."""
-    if instance is None:
-        return None
-    return tuple(getattr(instance, name) for name in _stored_fields(type(instance)))
-
-
 def _cards_shown_key(cards: list[Card], *, has_live: bool) -> str:
     """Everything the card list shows, its buttons included, as its {% cache %} key (the template adds the
     language): the rows, today's expiry and what decides which buttons a card has."""
-    return repr(([(_stored(card), card.is_expired) for card in cards], has_live))
+    return repr(([(stored_values(card), card.is_expired) for card in cards], has_live))
 
 
 def _subscriptions_shown_key(rows: list[dict], site) -> str:
@@ -119,10 +106,10 @@ def _subscriptions_shown_key(rows: list[dict], site) -> str:
         (
             [
                 (
-                    _stored(row["subscription"]),
-                    _stored(row["subscription"].offer),
-                    _stored(row["subscription"].scheduled_offer),
-                    _stored(row["card"]),
+                    stored_values(row["subscription"]),
+                    stored_values(row["subscription"].offer),
+                    stored_values(row["subscription"].scheduled_offer),
+                    stored_values(row["card"]),
                     row["can_pause"],
                     row["can_change_plan"],
                 )

@@ -1,6 +1,6 @@
 from django import template
 
-from purchases.models import Product
+from portal.fragments import stored_values
 
 register = template.Library()
 
@@ -32,7 +32,4 @@ def purchase_rows_key(purchases) -> str:
 def product_list_key(products) -> str:
     """Everything the product list shows, as one {% cache %} key: every stored value of products_for_customer's
     rows, so a column shown later is in the key without anyone remembering it; the template adds the language."""
-    return repr([tuple(getattr(product, field.attname) for field in _PRODUCT_FIELDS) for product in products])
-
-
-_PRODUCT_FIELDS = Product._meta.concrete_fields
+    return repr([stored_values(product) for product in products])
