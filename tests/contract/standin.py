@@ -2145,21 +2145,18 @@ class StripeStandin:
             if schedule and schedule.get("current_phase")
             else []
         )
-        # (discount id or None for a coupon the phase redeems, coupon, redeemed at)
-        discounts = [
-            (d, self.objects[self.objects[d]["source"]["coupon"]], self.objects[d]["start"])
-            for d in subscription.get("discounts") or []
-        ]
+
+        def redeemed(discount_id: str) -> tuple:  # (discount id or None for a coupon a phase redeems, coupon, since)
+            discount = self.objects[discount_id]
+            return discount_id, self.objects[discount["source"]["coupon"]], discount["start"]
+
+        discounts = [redeemed(d) for d in subscription.get("discounts") or []]
         if following and following[0]["start_date"] <= period_start:
             phase = following[0]
             for row, item in zip(rows, phase["items"], strict=False):
                 row.update(price=self._price_of(item["price"], "price"), quantity=item["quantity"])
             discounts = [
-                (
-                    entry["discount"],
-                    self.objects[self.objects[entry["discount"]]["source"]["coupon"]],
-                    self.objects[entry["discount"]]["start"],
-                )
+                redeemed(entry["discount"])
                 if entry.get("discount")
                 else (None, self.objects[entry["coupon"]], phase["start_date"])
                 for entry in phase.get("discounts") or []
